@@ -1,0 +1,98 @@
+"""The dispatcher's exceptions: one root, three families.
+
+* :class:`InputError` -- something a person or another system handed us is wrong (a rules
+  file, a config file, a set of facts, an API payload). The message says where and why.
+* :class:`ProviderError` -- the far side of a network boundary failed.
+* :class:`InternalError` -- a bug in the dispatcher itself.
+
+Messages never contain a full phone number, a message body or a secret.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+
+class DispatcherError(Exception):
+    """Root of every exception the dispatcher raises on purpose."""
+
+
+class InputError(DispatcherError):
+    """Bad input: a rules file, a config file, facts or a payload."""
+
+
+class InternalError(DispatcherError):
+    """A broken invariant inside the dispatcher: a bug, never the user's fault."""
+
+
+class ProviderError(DispatcherError):
+    """A provider (Twilio, the simulator) failed or answered with an error."""
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One positioned problem in an input file.
+
+    ``line`` and ``column`` are 1-based; ``0`` means the position is unknown (for example a
+    problem with the set of files as a whole).
+    """
+
+    file: str
+    line: int
+    column: int
+    message: str
+    hint: str | None = None
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}:{self.column}" if self.line else self.file
+        text = f"{where}: {self.message}"
+        if self.hint:
+            text += f"\n    hint: {self.hint}"
+        return text
+
+    @property
+    def sort_key(self) -> tuple[str, int, int, str]:
+        return (self.file, self.line, self.column, self.message)
+
+
+class ProblemsError(InputError):
+    """An input file (or set of files) has one or more problems; all are listed.
+
+    ``problems`` is sorted by file, line and column.
+    """
+
+    kind = "input"
+
+    def __init__(self, problems: Iterable[Problem]) -> None:
+        self.problems: tuple[Problem, ...] = tuple(
+            sorted(problems, key=lambda p: p.sort_key)
+        )
+        count = len(self.problems)
+        noun = "problem" if count == 1 else "problems"
+        lines = [f"{self.kind}: {count} {noun}"]
+        lines.extend(str(p) for p in self.problems)
+        super().__init__("\n".join(lines))
+
+
+class RulesError(ProblemsError):
+    """The rules files do not make a sound policy. Nothing of them is put in force."""
+
+    kind = "rules"
+
+
+class ConfigError(ProblemsError):
+    """The config file is invalid."""
+
+    kind = "config"
+
+
+class FactsError(InputError):
+    """A set of facts handed to the engine is missing a fact or has a malformed one.
+
+    ``problems`` lists each bad fact as ``"name: why"``.
+    """
+
+    def __init__(self, problems: Iterable[str]) -> None:
+        self.problems = tuple(problems)
+        super().__init__("invalid facts: " + "; ".join(self.problems))
