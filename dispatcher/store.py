@@ -16,6 +16,7 @@ locked".
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,7 +28,7 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event, exc
+from sqlalchemy import Engine, create_engine, event, exc, text
 from sqlalchemy.engine import Connection, make_url
 from sqlmodel import Session
 
@@ -223,4 +224,21 @@ def require_current(engine: Engine) -> None:
         raise StoreError(
             f"the database schema is at {current or 'nothing'}, this dispatcher needs "
             f"{head_revision()}: run `dispatcher db upgrade`"
+        )
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def lock(session: Session, key: str) -> None:
+    """Serialise writers of ``key`` until the transaction ends.
+
+    PostgreSQL takes a transaction-scoped advisory lock; SQLite needs nothing more,
+    since a write transaction already holds the database's one write lock.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(
+            text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
+            {"key": key},
         )

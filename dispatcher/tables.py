@@ -289,4 +289,4 @@ class ConsentStateRow(SQLModel, table=True):
             nullable=False,
         )
     )
-    updated_at: dt.datetime = _when()
+    event_at: dt.datetime = _when()

@@ -208,7 +208,7 @@ def upgrade() -> None:
             sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
             nullable=False,
         ),
-        sa.Column("updated_at", _WHEN, nullable=False),
+        sa.Column("event_at", _WHEN, nullable=False),
         sa.CheckConstraint(
             "state IN ('opted_in', 'opted_out')", name=op.f("ck_consent_states_state")
         ),
