@@ -36,7 +36,11 @@ from .policy import (
 
 Decide = Callable[[Facts], Decision]
 _NO_CAP = sys.maxsize
-_TYPE_FACTS = {"message.type": "name", "message.category": "category", "message.product": "product"}
+_TYPE_FACTS = {
+    "message.type": "name",
+    "message.category": "category",
+    "message.product": "product",
+}
 
 
 class Engine:
@@ -60,7 +64,9 @@ class Engine:
         steps: list[TraceStep] = []
         for rule in self.policy.rules:
             failed = self._first_failure(rule, mtype, facts)
-            steps.append(TraceStep(rule.ref, failed is None, failed or "all conditions hold"))
+            steps.append(
+                TraceStep(rule.ref, failed is None, failed or "all conditions hold")
+            )
             if failed is None:
                 decision = self.make_decision(rule, mtype, facts.reply_role)
                 if rule.until is DeferUntil.ALLOWED_TIME:
@@ -106,7 +112,9 @@ class Engine:
             return mtype.scope
         return self.policy.scope_of_role(reply_role) if reply_role else None
 
-    def make_decision(self, rule: Rule, mtype: MessageType, reply_role: str | None) -> Decision:
+    def make_decision(
+        self, rule: Rule, mtype: MessageType, reply_role: str | None
+    ) -> Decision:
         role = None
         if rule.outcome is Outcome.SEND:
             role = _send_role(rule.from_role, mtype, reply_role)
@@ -146,12 +154,18 @@ class Engine:
 
     def with_window(self, facts: Facts, decision: Decision) -> Decision:
         jurisdiction = self.policy.quiet_hours.lookup(facts.jurisdiction)
-        local = dt.datetime.combine(facts.local_date, facts.local_time.replace(second=0))
-        return dataclasses.replace(decision, not_before_local=jurisdiction.next_allowed(local))
+        local = dt.datetime.combine(
+            facts.local_date, facts.local_time.replace(second=0)
+        )
+        return dataclasses.replace(
+            decision, not_before_local=jurisdiction.next_allowed(local)
+        )
 
     # --- the interpreter --------------------------------------------------------------
 
-    def _first_failure(self, rule: Rule, mtype: MessageType, facts: Facts) -> str | None:
+    def _first_failure(
+        self, rule: Rule, mtype: MessageType, facts: Facts
+    ) -> str | None:
         if not rule.in_effect(facts.local_date):
             start = rule.effective_from.isoformat() if rule.effective_from else "-"
             end = rule.effective_until.isoformat() if rule.effective_until else "-"
@@ -189,9 +203,15 @@ def fact_value(policy: Policy, mtype: MessageType, facts: Facts, fact: str) -> A
     quiet = policy.quiet_hours
     if fact == "recipient.jurisdiction":
         code = facts.jurisdiction
-        return code if code in quiet.jurisdictions or code == "unknown" else OTHER_JURISDICTION
+        return (
+            code
+            if code in quiet.jurisdictions or code == "unknown"
+            else OTHER_JURISDICTION
+        )
     if fact == "recipient.quiet_hours":
-        return quiet.lookup(facts.jurisdiction).is_quiet(facts.local_date.weekday(), facts.minute)
+        return quiet.lookup(facts.jurisdiction).is_quiet(
+            facts.local_date.weekday(), facts.minute
+        )
     if fact == "recipient.cap_reached":
         return quiet.lookup(facts.jurisdiction).cap_reached(facts.marketing_sent_24h)
     if fact == "reply.role":
@@ -199,8 +219,12 @@ def fact_value(policy: Policy, mtype: MessageType, facts: Facts, fact: str) -> A
     raise KeyError(fact)
 
 
-def _send_role(from_role: str | None, mtype: MessageType, reply_role: str | None) -> str | None:
-    if from_role == FROM_REPLY_ROLE or (from_role == FROM_MESSAGE_ROLE and mtype.is_reply):
+def _send_role(
+    from_role: str | None, mtype: MessageType, reply_role: str | None
+) -> str | None:
+    if from_role == FROM_REPLY_ROLE or (
+        from_role == FROM_MESSAGE_ROLE and mtype.is_reply
+    ):
         return reply_role
     if from_role == FROM_MESSAGE_ROLE:
         return mtype.role
@@ -227,7 +251,10 @@ class _Compiler:
         quiet = policy.quiet_hours
         week = {code: j.allowed for code, j in quiet.jurisdictions.items()}
         week["unknown"] = quiet.unknown.allowed
-        caps = {code: j.marketing_cap_24h or _NO_CAP for code, j in quiet.jurisdictions.items()}
+        caps = {
+            code: j.marketing_cap_24h or _NO_CAP
+            for code, j in quiet.jurisdictions.items()
+        }
         caps["unknown"] = quiet.unknown.marketing_cap_24h or _NO_CAP
         jclass = {code: code for code in quiet.jurisdictions} | {"unknown": "unknown"}
         self.names.update(
@@ -250,7 +277,10 @@ class _Compiler:
             "    return True",
             "",
         ]
-        table = {mtype.name: self.type_function(mtype) for mtype in policy.message_types.values()}
+        table = {
+            mtype.name: self.type_function(mtype)
+            for mtype in policy.message_types.values()
+        }
         entries = ", ".join(f"{name!r}: {fn}" for name, fn in table.items())
         self.lines += [
             f"BY_TYPE = {{{entries}}}",
@@ -271,7 +301,7 @@ class _Compiler:
         self.source = "\n".join(self.lines)
         namespace = dict(self.names)
         # Our own generated source, built from a policy that passed every check.
-        exec(compile(self.source, f"<policy {policy.short_hash}>", "exec"), namespace)  # noqa: S102
+        exec(compile(self.source, f"<policy {policy.short_hash}>", "exec"), namespace)
         decide: Decide = namespace["decide"]
         return decide
 
@@ -288,18 +318,24 @@ class _Compiler:
                 self.lines += [f"    return {result}", ""]
                 return fn
             self.lines += [f"    if {' and '.join(tests)}:", f"        return {result}"]
-        default = self.per_reply(mtype, lambda rr: self.engine.default_decision(mtype, rr))
+        default = self.per_reply(
+            mtype, lambda rr: self.engine.default_decision(mtype, rr)
+        )
         self.lines += [f"    return {default}", ""]
         return fn
 
-    def per_reply(self, mtype: MessageType, make: Callable[[str | None], Decision]) -> str:
+    def per_reply(
+        self, mtype: MessageType, make: Callable[[str | None], Decision]
+    ) -> str:
         if not mtype.is_reply:
             return self.const(make(None), "D")
         table = {rr: make(rr) for rr in [*self.policy.roles, None]}
         return f"{self.const(table, 'T')}[rr]"
 
     def result(self, rule: Rule, mtype: MessageType) -> str:
-        decision = self.per_reply(mtype, lambda rr: self.engine.make_decision(rule, mtype, rr))
+        decision = self.per_reply(
+            mtype, lambda rr: self.engine.make_decision(rule, mtype, rr)
+        )
         if rule.until is DeferUntil.ALLOWED_TIME:
             return f"with_window(f, {decision})"
         return decision
@@ -325,8 +361,12 @@ class _Compiler:
 
     def test(self, cond: Condition, mtype: MessageType) -> str | bool:
         expr = self.expression(cond.fact, mtype)
-        if cond.fact in ("business.assist", "business.accelerate", "recipient.quiet_hours",
-                         "recipient.cap_reached"):
+        if cond.fact in (
+            "business.assist",
+            "business.accelerate",
+            "recipient.quiet_hours",
+            "recipient.cap_reached",
+        ):
             allowed = cond.allowed(frozenset({True, False}))
             if len(allowed) == 2:
                 return True

@@ -46,7 +46,9 @@ class Jurisdiction:
         return any(self.is_quiet_somewhere(day) for day in range(7))
 
     def is_quiet_somewhere(self, weekday: int) -> bool:
-        return sum(end - start for start, end in self.allowed[weekday]) < MINUTES_PER_DAY
+        return (
+            sum(end - start for start, end in self.allowed[weekday]) < MINUTES_PER_DAY
+        )
 
     def has_allowed_minutes(self) -> bool:
         return any(self.allowed[day] for day in range(7))
@@ -67,9 +69,9 @@ class QuietHours:
         return self.jurisdictions.get(code, self.default)
 
 
-def intersect(a: tuple[tuple[int, int], ...], b: tuple[tuple[int, int], ...]) -> tuple[
-    tuple[int, int], ...
-]:
+def intersect(
+    a: tuple[tuple[int, int], ...], b: tuple[tuple[int, int], ...]
+) -> tuple[tuple[int, int], ...]:
     """The minutes allowed by both sorted, disjoint interval lists."""
     out: list[tuple[int, int]] = []
     i = j = 0
@@ -113,9 +115,15 @@ def describe(windows: WeekWindows) -> str:
             groups.append(([day], intervals))
     parts = []
     for days, intervals in groups:
-        span = WEEKDAYS[days[0]] if len(days) == 1 else f"{WEEKDAYS[days[0]]}-{WEEKDAYS[days[-1]]}"
+        span = (
+            WEEKDAYS[days[0]]
+            if len(days) == 1
+            else f"{WEEKDAYS[days[0]]}-{WEEKDAYS[days[-1]]}"
+        )
         if len(days) == 7:
             span = "every day"
-        times = ", ".join(f"{format_minute(s)}-{format_minute(e)}" for s, e in intervals)
+        times = ", ".join(
+            f"{format_minute(s)}-{format_minute(e)}" for s, e in intervals
+        )
         parts.append(f"{span} {times or 'never'}")
     return "; ".join(parts)

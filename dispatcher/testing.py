@@ -59,7 +59,11 @@ def jurisdictions(policy: Policy) -> st.SearchStrategy[str]:
 
 
 def facts(policy: Policy, **fixed: object) -> st.SearchStrategy[Facts]:
-    """Valid facts for ``policy``. Keyword arguments pin a field, e.g. ``message_type=...``."""
+    """Valid facts for ``policy``.
+
+    Keyword arguments pin a field to a value (``message_type="otp_code"``) or draw it from a
+    strategy of your own (``message_type=st.sampled_from([...])``).
+    """
     fields: dict[str, st.SearchStrategy[object]] = {
         "message_type": st.sampled_from(sorted(policy.message_types)),
         "channel": st.sampled_from(list(Channel)),
@@ -80,5 +84,5 @@ def facts(policy: Policy, **fixed: object) -> st.SearchStrategy[Facts]:
     for name, value in fixed.items():
         if name not in fields:
             raise TypeError(f"facts() got an unknown field {name!r}")
-        fields[name] = st.just(value)
-    return st.builds(Facts, **fields)  # type: ignore[arg-type]
+        fields[name] = value if isinstance(value, st.SearchStrategy) else st.just(value)
+    return st.builds(Facts, **fields)
