@@ -12,7 +12,6 @@ or the consent of a scope, yield a rejection by the ``invalid-facts`` pseudo-rul
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import sys
 from collections.abc import Callable
@@ -71,11 +70,10 @@ class Engine:
                 decision = self.make_decision(rule, mtype, facts.reply_role)
                 if rule.until is DeferUntil.ALLOWED_TIME:
                     decision = self.with_window(facts, decision)
-                return dataclasses.replace(decision, trace=tuple(steps))
+                return decision._replace(trace=tuple(steps))
         steps.append(TraceStep(self.policy.default_ref, True, "no rule matched"))
-        return dataclasses.replace(
-            self.default_decision(mtype, facts.reply_role), trace=tuple(steps)
-        )
+        default = self.default_decision(mtype, facts.reply_role)
+        return default._replace(trace=tuple(steps))
 
     # --- shared by the compiled code and the interpreter ---------------------------------
 
@@ -153,13 +151,12 @@ class Engine:
         )
 
     def with_window(self, facts: Facts, decision: Decision) -> Decision:
+        """``decision`` with the recipient-local time the quiet hours end."""
         jurisdiction = self.policy.quiet_hours.lookup(facts.jurisdiction)
         local = dt.datetime.combine(
-            facts.local_date, facts.local_time.replace(second=0)
+            facts.local_date, dt.time(*divmod(facts.minute, 60))
         )
-        return dataclasses.replace(
-            decision, not_before_local=jurisdiction.next_allowed(local)
-        )
+        return decision._replace(not_before_local=jurisdiction.next_allowed(local))
 
     # --- the interpreter --------------------------------------------------------------
 
@@ -257,17 +254,26 @@ class _Compiler:
         }
         caps["unknown"] = quiet.unknown.marketing_cap_24h or _NO_CAP
         jclass = {code: code for code in quiet.jurisdictions} | {"unknown": "unknown"}
+        waits = {code: j.wait_table() for code, j in quiet.jurisdictions.items()}
+        waits["unknown"] = quiet.unknown.wait_table()
         self.names.update(
             ROLE_KEYS=policy.roles.keys(),
-            SCOPE_KEYS=policy.scopes.keys(),
+            N_ROLES=len(policy.roles),
+            N_SCOPES=len(policy.scopes),
             WEEK=week,
             DEFAULT_WEEK=quiet.default.allowed,
+            WAITS=waits,
+            DEFAULT_WAITS=quiet.default.wait_table(),
+            MINUTES=[dt.timedelta(minutes=m) for m in range(8 * 24 * 60)],
+            MIDNIGHT=dt.time(0, 0),
+            combine=dt.datetime.combine,
+            new_decision=tuple.__new__,
+            Decision=Decision,
             CAPS=caps,
             DEFAULT_CAP=quiet.default.marketing_cap_24h or _NO_CAP,
             JCLASS=jclass,
             SCOPE_OF={role: policy.scope_of_role(role) for role in policy.roles},
             invalid=engine.invalid,
-            with_window=engine.with_window,
         )
         self.lines += [
             "def quiet(f):",
@@ -276,27 +282,40 @@ class _Compiler:
             "            return False",
             "    return True",
             "",
+            "def with_window(f, d):",
+            "    minute = f.minute",
+            "    wait = WAITS.get(f.jurisdiction, DEFAULT_WAITS)[f.local_date.weekday() * 1440 + minute]",
+            "    at = combine(f.local_date, MIDNIGHT) + MINUTES[minute + wait] if wait >= 0 else None",
+            "    return new_decision(Decision, (*d[:9], at, d[10]))",
+            "",
         ]
         table = {
             mtype.name: self.type_function(mtype)
             for mtype in policy.message_types.values()
         }
         entries = ", ".join(f"{name!r}: {fn}" for name, fn in table.items())
+        fetch_numbers = "; ".join(f"n_{role} = n[{role!r}]" for role in policy.roles)
+        fetch_consent = "; ".join(
+            f"c_{scope} = c[{scope!r}]" for scope in policy.scopes
+        )
         self.lines += [
             f"BY_TYPE = {{{entries}}}",
             "",
             "def decide(f):",
-            "    body = BY_TYPE.get(f.message_type)",
-            "    if body is None:",
-            "        return invalid(f)",
             "    n = f.numbers",
             "    c = f.consent",
             "    rr = f.reply_role",
-            "    if n.keys() != ROLE_KEYS or c.keys() != SCOPE_KEYS or (",
+            "    try:",
+            "        body = BY_TYPE[f.message_type]",
+            f"        {fetch_numbers}",
+            f"        {fetch_consent}",
+            "    except (KeyError, TypeError):",
+            "        return invalid(f)",
+            "    if len(n) != N_ROLES or len(c) != N_SCOPES or (",
             "        rr is not None and rr not in ROLE_KEYS",
             "    ):",
             "        return invalid(f)",
-            "    return body(f, n, c, rr)",
+            f"    return body(f, n, c, rr, {self.locals_list()})",
         ]
         self.source = "\n".join(self.lines)
         namespace = dict(self.names)
@@ -305,10 +324,15 @@ class _Compiler:
         decide: Decide = namespace["decide"]
         return decide
 
+    def locals_list(self) -> str:
+        names = [f"n_{role}" for role in self.policy.roles]
+        names += [f"c_{scope}" for scope in self.policy.scopes]
+        return ", ".join(names)
+
     def type_function(self, mtype: MessageType) -> str:
         """Emit the function deciding ``mtype`` and return its name."""
         fn = f"decide_{mtype.name}"
-        self.lines.append(f"def {fn}(f, n, c, rr):")
+        self.lines.append(f"def {fn}(f, n, c, rr, {self.locals_list()}):")
         for rule in self.policy.rules:
             tests = self.rule_tests(rule, mtype)
             if tests is None:
@@ -385,17 +409,17 @@ class _Compiler:
         if fact.startswith("business."):
             return f"f.{fact.split('.')[1]}"
         if fact == "number.message_role" and not mtype.is_reply:
-            return f"n[{mtype.role!r}]"
+            return f"n_{mtype.role}"
         if fact in ("number.message_role", "number.reply_role"):
             return "(n[rr] if rr is not None else 'absent')"
         if fact.startswith("number."):
-            return f"n[{fact.split('.', 1)[1]!r}]"
+            return f"n_{fact.split('.', 1)[1]}"
         if fact == "consent.message_scope" and not mtype.is_reply:
-            return f"c[{mtype.scope!r}]"
+            return f"c_{mtype.scope}"
         if fact == "consent.message_scope":
             return "(c[SCOPE_OF[rr]] if rr is not None else 'none')"
         if fact.startswith("consent."):
-            return f"c[{fact.split('.', 1)[1]!r}]"
+            return f"c_{fact.split('.', 1)[1]}"
         if fact == "recipient.jurisdiction":
             return f"JCLASS.get(f.jurisdiction, {OTHER_JURISDICTION!r})"
         if fact == "recipient.quiet_hours":

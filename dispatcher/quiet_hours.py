@@ -8,6 +8,7 @@ minute?" a walk over at most eight days.
 from __future__ import annotations
 
 import datetime as dt
+from array import array
 from dataclasses import dataclass
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -41,6 +42,29 @@ class Jurisdiction:
                 if first < end:
                     return day + dt.timedelta(days=offset, minutes=first)
         return None
+
+    def wait_table(self) -> array[int]:
+        """Minutes to wait for the next allowed minute, indexed by ``weekday * 1440 + minute``.
+
+        -1 where no minute of the week is allowed. Built by one backwards sweep over two
+        weeks, so that the waits at the end of Sunday see Monday's windows.
+        """
+        week = 7 * MINUTES_PER_DAY
+        allowed = array("b", [0]) * week
+        for day, intervals in enumerate(self.allowed):
+            for start, end in intervals:
+                for minute in range(start, end):
+                    allowed[day * MINUTES_PER_DAY + minute] = 1
+        table = array("i", [-1]) * week
+        wait = -1
+        for step in range(2 * week - 1, -1, -1):
+            index = step % week
+            if allowed[index]:
+                wait = 0
+            elif wait >= 0:
+                wait += 1
+            table[index] = wait
+        return table
 
     def has_quiet_minutes(self) -> bool:
         return any(self.is_quiet_somewhere(day) for day in range(7))
