@@ -30,6 +30,10 @@ class ProviderError(DispatcherError):
     """A provider (Twilio, the simulator) failed or answered with an error."""
 
 
+class MissingDependencyError(DispatcherError):
+    """An optional package a feature needs is not installed; the message says how to add it."""
+
+
 @dataclass(frozen=True, slots=True)
 class Problem:
     """One positioned problem in an input file.
