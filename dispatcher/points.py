@@ -413,7 +413,11 @@ def _moments(policies: Sequence[Policy]) -> tuple[Moment, ...]:
     return tuple(out)
 
 
-def describe_moments(moments: Sequence[Moment], all_moments: Sequence[Moment]) -> str:
+def describe_moments(
+    moments: Sequence[Moment],
+    all_moments: Sequence[Moment],
+    breaks: Sequence[dt.date] = (),
+) -> str:
     """A reviewer's description of a class of moments, e.g. ``US-FL: every day 20:00-21:00``.
 
     Parts that the class does not restrict (every jurisdiction, every time) are left out.
@@ -437,17 +441,31 @@ def describe_moments(moments: Sequence[Moment], all_moments: Sequence[Moment]) -
         if code in whole_code:
             texts["any time"].append(code)
             continue
-        texts[_describe_cells(by_code[code], intervals)].append(code)
+        texts[_describe_cells(by_code[code], intervals, breaks)].append(code)
     for text, group in texts.items():
         parts.append(f"{', '.join(group)}: {text}")
     return "; ".join(parts)
 
 
-def _describe_cells(cells: Sequence[Moment], intervals: set[int]) -> str:
+def interval_text(interval: int, breaks: Sequence[dt.date]) -> str:
+    """``before 2027-01-31``, ``from 2027-01-31`` or ``from A until B``."""
+    if not breaks:
+        return "any day"
+    if interval == 0:
+        return f"before {breaks[0].isoformat()}"
+    if interval == len(breaks):
+        return f"from {breaks[-1].isoformat()}"
+    return f"from {breaks[interval - 1].isoformat()} until {breaks[interval].isoformat()}"
+
+
+def _describe_cells(
+    cells: Sequence[Moment], intervals: set[int], breaks: Sequence[dt.date]
+) -> str:
     pieces = []
     by_interval: dict[int, list[Moment]] = defaultdict(list)
     for cell in cells:
         by_interval[cell.interval].append(cell)
+    texts: dict[str, list[int]] = defaultdict(list)
     for interval, group in sorted(by_interval.items()):
         week: list[list[tuple[int, int]]] = [[] for _ in WEEKDAYS]
         for cell in group:
@@ -460,8 +478,11 @@ def _describe_cells(cells: Sequence[Moment], intervals: set[int]) -> str:
             low, high = next(iter(counts))
             if high is not None or low:
                 text += f" ({_count_text(low, high)} marketing sent in 24 h)"
-        if len(intervals) > 1:
-            text = f"[date interval {interval}] {text}"
+        texts[text].append(interval)
+    for text, found in texts.items():
+        if len(found) < len(intervals):
+            days = " or ".join(interval_text(i, breaks) for i in found)
+            text = f"{text}, {days}"
         pieces.append(text)
     return "; ".join(pieces)
 
