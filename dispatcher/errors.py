@@ -91,6 +91,12 @@ class ConfigError(ProblemsError):
     kind = "config"
 
 
+class CasesError(ProblemsError):
+    """A rule-test case file (``rules/tests/*.yaml``) is invalid."""
+
+    kind = "rule tests"
+
+
 class FactsError(InputError):
     """A set of facts handed to the engine is missing a fact or has a malformed one.
 

@@ -50,7 +50,8 @@ class Verification:
     """What :func:`verify` found. ``ok`` when nothing is wrong.
 
     ``violations`` keeps the first counterexample per invariant; ``violation_counts`` how
-    many points broke each. ``seconds`` maps each engine (and ``enumerate``) to its time.
+    many points broke each. ``decided`` counts points per deciding rule, ``sends`` per
+    (message type, role sent from). ``seconds`` maps each engine (and ``enumerate``) to its time.
     """
 
     policy: Policy
@@ -61,6 +62,7 @@ class Verification:
     violations: list[Violation] = field(default_factory=list)
     violation_counts: Counter[str] = field(default_factory=Counter)
     decided: Counter[str] = field(default_factory=Counter)
+    sends: Counter[tuple[str, str]] = field(default_factory=Counter)
     seconds: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -141,6 +143,8 @@ def verify(
 
     for point, decision in zip(points, decisions, strict=True):
         result.decided[decision.rule.id] += 1
+        if decision.sends and decision.role:
+            result.sends[point.facts.message_type, decision.role] += 1
         for invariant in policy.invariants:
             if forbidden(policy, invariant, point.facts, decision):
                 if not result.violation_counts[invariant.id]:
