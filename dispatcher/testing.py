@@ -4,6 +4,10 @@ Needs the ``hypothesis`` package (the ``dev`` extra). Every strategy takes the l
 :class:`~dispatcher.policy.Policy`, so generated values only use names the policy declares,
 and dates straddle the effective dates its rules mention.
 
+Strategies: :func:`facts` (typed facts), :func:`fact_documents` (their JSON form),
+:func:`messages` (the message and reply sections), :func:`dates`, :func:`times`,
+:func:`jurisdictions` and :func:`policies` (variants of a loaded policy's rules).
+
 Example::
 
     from hypothesis import given
@@ -22,7 +26,10 @@ Example::
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import hashlib
+from typing import Any
 
 from hypothesis import strategies as st
 
@@ -82,3 +89,64 @@ def facts(policy: Policy, **fixed: object) -> st.SearchStrategy[Facts]:
             raise TypeError(f"facts() got an unknown field {name!r}")
         fields[name] = st.just(value)
     return st.builds(Facts, **fields)  # type: ignore[arg-type]
+
+
+def messages(policy: Policy) -> st.SearchStrategy[dict[str, Any]]:
+    """The ``message`` and ``reply`` sections of a facts document, as JSON-like values.
+
+    Replies (compliance message types) mostly name a replied-to role; others mostly not.
+    """
+
+    def build(name: str, channel: Channel, reply: str | None) -> dict[str, Any]:
+        return {"message": {"type": name, "channel": channel.value}, "reply": {"role": reply}}
+
+    return st.builds(
+        build,
+        st.sampled_from(sorted(policy.message_types)),
+        st.sampled_from(list(Channel)),
+        st.none() | st.sampled_from(sorted(policy.roles)),
+    )
+
+
+def fact_documents(policy: Policy) -> st.SearchStrategy[dict[str, Any]]:
+    """Complete facts documents (what ``parse_facts`` and ``explain --facts`` read)."""
+    return facts(policy).map(Facts.to_mapping)
+
+
+def policies(base: Policy) -> st.SearchStrategy[Policy]:
+    """Variants of ``base``: a non-empty ordered subset of its rules, each of which may lose
+    some conditions or its effective dates.
+
+    The catalogue, quiet hours and invariants stay those of ``base``, so :func:`facts` of
+    ``base`` fits every variant. A variant need not pass the loader's checks (a rule may be
+    shadowed), which is what engine-agreement properties want. Each variant has its own
+    hash.
+    """
+
+    @st.composite
+    def variant(draw: st.DrawFn) -> Policy:
+        chosen = draw(
+            st.lists(st.sampled_from(base.rules), min_size=1, unique_by=lambda r: r.id)
+        )
+        order = sorted(chosen, key=lambda r: r.index)
+        rules = []
+        for index, rule in enumerate(order):
+            keep = draw(st.lists(st.booleans(), min_size=len(rule.conditions),
+                                 max_size=len(rule.conditions)))
+            conditions = tuple(c for c, k in zip(rule.conditions, keep, strict=True) if k)
+            dated = draw(st.booleans())
+            rules.append(
+                dataclasses.replace(
+                    rule,
+                    index=index,
+                    conditions=conditions,
+                    effective_from=rule.effective_from if dated else None,
+                    effective_until=rule.effective_until if dated else None,
+                )
+            )
+        digest = hashlib.sha256(
+            repr((base.hash, [(r.id, r.conditions, r.effective_from) for r in rules])).encode()
+        ).hexdigest()
+        return dataclasses.replace(base, rules=tuple(rules), hash=digest)
+
+    return variant()
