@@ -1,10 +1,10 @@
-"""Benchmark: verify the example policy's whole fact space with both engines, in one run.
+"""Benchmark: verify the example policy's whole fact space with both engines at once.
 
     .venv/bin/python bench/verify_bench.py [RULES]
 
 Prints and writes bench/results/verify.json: the number of points, the time to enumerate
-them, each engine's time on the same points, the compiled/durable_rules speed ratio and the
-whole verification's wall time (target: under 2 seconds).
+them, each engine's time on the same points, the compiled/durable_rules speed ratio and
+the whole verification's wall time (target: under 2 seconds).
 """
 
 from __future__ import annotations

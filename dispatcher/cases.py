@@ -1,7 +1,8 @@
 """Rule tests: YAML cases of facts and the decision a policy must make for them.
 
-Case files live beside the rules, in ``rules/tests/*.yaml`` (the policy loader reads only
-the files directly inside ``rules/``), and follow ``schemas/rule_tests.schema.json``::
+Case files live beside the rules, in ``rules/tests/*.yaml`` (the policy loader reads
+only the files directly inside ``rules/``), and follow
+``schemas/rule_tests.schema.json``::
 
     format: 1
     baseline:                       # optional, merged over BASELINE
@@ -13,8 +14,8 @@ the files directly inside ``rules/``), and follow ``schemas/rule_tests.schema.js
           consent: {marketing: opted_in}
         expect: {outcome: send, from: marketing, rule: marketing-send}
 
-Facts merge section by section: the case's over the file's baseline over :data:`BASELINE`.
-Only the keys given under ``expect`` are checked.
+Facts merge section by section: the case's over the file's baseline over
+:data:`BASELINE`. Only the keys given under ``expect`` are checked.
 """
 
 from __future__ import annotations
@@ -110,7 +111,9 @@ def default_cases_dir(rules_path: Path) -> Path:
 def load_cases(path: Path) -> list[Case]:
     """Read every case file under ``path``; raise CasesError listing every problem."""
     if not path.exists():
-        raise CasesError([Problem(display_path(path), 0, 0, "no such file or directory")])
+        raise CasesError(
+            [Problem(display_path(path), 0, 0, "no such file or directory")]
+        )
     schema = _resources.schema("rule_tests")
     problems: list[Problem] = []
     cases: list[Case] = []
@@ -120,7 +123,9 @@ def load_cases(path: Path) -> list[Case]:
         problems.extend(found)
         if doc is None or not isinstance(doc.data, dict):
             if doc is not None:
-                problems.append(Problem(name, 1, 1, "expected a mapping with format and cases"))
+                problems.append(
+                    Problem(name, 1, 1, "expected a mapping with format and cases")
+                )
             continue
         found = schema_problems(doc, schema)
         problems.extend(found)
@@ -141,7 +146,9 @@ def load_cases(path: Path) -> list[Case]:
     if problems:
         raise CasesError(problems)
     if not cases:
-        raise CasesError([Problem(display_path(path), 0, 0, "no rule-test cases found")])
+        raise CasesError(
+            [Problem(display_path(path), 0, 0, "no rule-test cases found")]
+        )
     return cases
 
 
@@ -154,7 +161,8 @@ def _merge(*layers: dict[str, Any]) -> dict[str, Any]:
 
 
 def facts_document(policy: Policy, case: Case) -> dict[str, Any]:
-    """The complete facts document of ``case``: the baselines with the case's facts on top."""
+    """The complete facts document of ``case``: the baselines with the case's facts on
+    top."""
     base = copy.deepcopy(BASELINE)
     base["numbers"] = dict.fromkeys(policy.roles, "registered")
     base["consent"] = dict.fromkeys(policy.scopes, "none")
@@ -173,7 +181,9 @@ def run_cases(policy: Policy, cases: list[Case]) -> CaseRun:
             continue
         decision = engine.decide(facts)
         run.decided[decision.rule.id] += 1
-        run.outcomes.append(Outcome(case, decision, tuple(_compare(case.expect, decision))))
+        run.outcomes.append(
+            Outcome(case, decision, tuple(_compare(case.expect, decision)))
+        )
     return run
 
 

@@ -1,11 +1,11 @@
-"""What a change of rules does: every class of facts whose decision changes, grouped to read.
+"""What a change of rules does: every class of facts decided differently, grouped.
 
 :func:`diff_policies` cuts the fact space by the conditions of both versions
 (:class:`~dispatcher.points.Grid`), so inside a class both versions decide alike, and
-compares one representative per class. A *change* alters what happens to the message: its
-outcome, the role it leaves from, its scope, what a deferral waits for or the recipient
-time it waits until. A change of only the deciding rule or its reason is reported apart,
-as a *rule change*.
+compares one representative per class. A *change* alters what happens to the message:
+its outcome, the role it leaves from, its scope, what a deferral waits for or the
+recipient time it waits until. A change of only the deciding rule or its reason is
+reported apart, as a *rule change*.
 
 Changes are grouped by message type, the old and new decision and the moments (where and
 when) they cover; a group also names the other facts its points have in common.
@@ -61,8 +61,8 @@ class Change:
 class Group:
     """Changes of one message type from one effect to another by the same two rules.
 
-    ``where`` describes the moments the changes cover and ``given`` the other facts their
-    points share; together they bound the group (the JSON form lists every point).
+    ``where`` describes the moments the changes cover and ``given`` the other facts
+    their points share; together they bound the group (the JSON form lists every point).
     """
 
     slice_text: str
@@ -153,9 +153,7 @@ def diff_policies(old: Policy, new: Policy) -> PolicyDiff:
     breaks = date_breaks([old, new])
     for group in groups.values():
         moments = [
-            m
-            for c in group.changes
-            for m in c.dims[-1].classes[c.point.choice[-1]]
+            m for c in group.changes for m in c.dims[-1].classes[c.point.choice[-1]]
         ]
         group.where = describe_moments(moments, grid.moments, breaks)
         group.given = _common(grid, group.changes)
@@ -165,7 +163,8 @@ def diff_policies(old: Policy, new: Policy) -> PolicyDiff:
 
 
 def _common(grid: Grid, changes: Sequence[Change]) -> tuple[str, ...]:
-    """The facts besides the moment that bound a group: ``consent.marketing=opted_in``."""
+    """The facts besides the moment that bound a group:
+    ``consent.marketing=opted_in``."""
     out = []
     replies = {c.point.slice.reply_role for c in changes}
     if len(replies) < len(grid.roles) + 1:
@@ -199,12 +198,15 @@ def render(diff: PolicyDiff, fmt: str) -> str:
     markdown = fmt == "markdown"
     title = (
         f"{old.source} ({old.short_hash}) -> {new.source} ({new.short_hash}): "
-        f"{diff.changed_points} of {diff.points} points change in {len(diff.groups)} groups"
+        f"{diff.changed_points} of {diff.points} points change "
+        f"in {len(diff.groups)} groups"
     )
     lines.append(f"### Policy diff\n\n{title}\n" if markdown else title)
     if markdown and diff.groups:
-        lines += ["| message | where and when | given | before | after | points |",
-                  "| --- | --- | --- | --- | --- | ---: |"]
+        lines += [
+            "| message | where and when | given | before | after | points |",
+            "| --- | --- | --- | --- | --- | ---: |",
+        ]
     for group in diff.groups:
         if markdown:
             given = ", ".join(f"`{g}`" for g in group.given) or "-"

@@ -1,29 +1,34 @@
-"""The policy compiled into a durable_rules ruleset: a second engine, built apart from the first.
+"""The policy compiled into a durable_rules ruleset: a second engine, built apart.
 
-:class:`DurableEngine` answers the same question as :class:`~dispatcher.engine.Engine` with
-a different evaluator, so that ``dispatcher verify`` can compare the two on every point of a
-policy's fact space. It is the only module that imports ``durable``.
+:class:`DurableEngine` answers the same question as :class:`~dispatcher.engine.Engine`
+with a different evaluator, so that ``dispatcher verify`` can compare the two on every
+point of a policy's fact space. It is the only module that imports ``durable``.
 
 durable_rules 2.0.28 has traps; each is closed here rather than documented for callers:
 
-* A condition on a missing field never matches, so ``{"$neq": ...}`` on a missing fact would
-  fail open. Every event carries every fact the policy can name, already derived (message
-  category, the status of the message's own number, quiet hours, ...), as a flat string
-  field, plus the policy's hash: every rule requires that hash, so an event missing it
-  matches nothing and is reported as a bug instead of falling through to a default.
-* ``True == 1`` and ``1 == "1"`` inside the engine: booleans travel as ``"true"``/``"false"``
-  and dates as their ordinal number, so no two values of a fact compare equal by accident.
+* A condition on a missing field never matches, so ``{"$neq": ...}`` on a missing fact
+  would fail open. Every event carries every fact the policy can name, already derived
+  (message category, the status of the message's own number, quiet hours, ...), as a
+  flat string field, plus the policy's hash: every rule requires that hash, so an event
+  missing it matches nothing and is reported as a bug instead of falling through to a
+  default.
+* ``True == 1`` and ``1 == "1"`` inside the engine: booleans travel as
+  ``"true"``/``"false"`` and dates as their ordinal number, so no two values of a fact
+  compare equal by accident.
 * ``post_batch`` returns before its actions run, and the host's timer threads can run
   actions on another thread: events are posted one at a time with :meth:`Host.post`, the
   host runs without its timer threads, and each decision checks that exactly one action
   ran, on the calling thread.
-* At most 1,024 live states per ruleset: every event goes to the one default state, and an
+* At most 1,024 live states per ruleset: every event goes to the one default state, and
+an
   action can never leave an exception behind in it (the state is dropped if it does).
-* A registered ruleset cannot be replaced: each engine registers a ruleset under a name of
+* A registered ruleset cannot be replaced: each engine registers a ruleset under a name
+of
   its own and deletes it on :meth:`DurableEngine.close`.
 
-First match is expressed with rule priorities (a lower number runs first, and the matched
-event is consumed by the first action). A last, catch-all rule stands for "no rule matched".
+First match is expressed with rule priorities (a lower number runs first, and the
+matched event is consumed by the first action). A last, catch-all rule stands for "no
+rule matched".
 """
 
 from __future__ import annotations
@@ -55,7 +60,8 @@ INSTALL_HINT = (
 
 
 def _durable() -> ModuleType:
-    """The ``durable.engine`` module; raises MissingDependencyError when it cannot load."""
+    """The ``durable.engine`` module; raises MissingDependencyError when it cannot
+    load."""
     if sys.version_info >= (3, 13):
         raise MissingDependencyError(
             f"{INSTALL_HINT} (this is Python {sys.version_info.major}."
@@ -124,7 +130,7 @@ def ruleset_definition(policy: Policy) -> dict[str, dict[str, Any]]:
     """
     if len(policy.rules) > MAX_RULES:
         raise InputError(
-            f"{policy.source}: {len(policy.rules)} rules; durable_rules can order at most "
+            f"{policy.source}: {len(policy.rules)} rules; durable_rules orders at most "
             f"{MAX_RULES}"
         )
     rules: dict[str, dict[str, Any]] = {
@@ -144,8 +150,8 @@ def ruleset_definition(policy: Policy) -> dict[str, dict[str, Any]]:
 class DurableEngine:
     """A policy running on durable_rules. ``decide`` equals :meth:`Engine.decide`.
 
-    Decisions are serialised by a lock: durable_rules is driven from one thread at a time.
-    Use as a context manager, or call :meth:`close`, to unregister the ruleset.
+    Decisions are serialised by a lock: durable_rules is driven from one thread at a
+    time. Use as a context manager, or call :meth:`close`, to unregister the ruleset.
 
     Raises MissingDependencyError when durable_rules is not installed.
     """
@@ -166,7 +172,9 @@ class DurableEngine:
             spec["run"] = self._action(index)
         # The host's _run starts two timer threads that dispatch actions in the
         # background; without them every action runs inside post(), on our thread.
-        host_class = type("_ForegroundHost", (durable.Host,), {"_run": lambda self: None})
+        host_class = type(
+            "_ForegroundHost", (durable.Host,), {"_run": lambda self: None}
+        )
         self._host: Any = host_class()
         self._host.register_rulesets({self.name: definition})
         self._closed = False
@@ -178,7 +186,8 @@ class DurableEngine:
         return record
 
     def event(self, facts: Facts) -> dict[str, Any]:
-        """The flat event posted for ``facts``: every condition fact, derived and encoded."""
+        """The flat event posted for ``facts``: every condition fact, derived and
+        encoded."""
         mtype = self.policy.message_types[facts.message_type]
         event: dict[str, Any] = {
             field_name(fact): _encode(fact_value(self.policy, mtype, facts, fact))
@@ -189,7 +198,8 @@ class DurableEngine:
         return event
 
     def decide(self, facts: Facts) -> Decision:
-        """The decision for ``facts``; bad facts are rejected before durable_rules sees them."""
+        """The decision for ``facts``; bad facts are rejected before durable_rules sees
+        them."""
         engine = self._engine
         problem = engine.fact_problem(facts)
         if problem:
@@ -212,21 +222,27 @@ class DurableEngine:
             try:
                 state = self._host.post(self.name, event)
             except self._not_handled as exc:
-                raise InternalError(f"durable_rules matched no rule, not even the catch-all: {exc}") from exc
+                raise InternalError(
+                    f"durable_rules matched no rule, not even the catch-all: {exc}"
+                ) from exc
             fired = list(self._fired)
             if "exception" in state:
                 self._host.delete_state(self.name, None)
-                raise InternalError(f"a durable_rules action failed: {state['exception']}")
+                raise InternalError(
+                    f"a durable_rules action failed: {state['exception']}"
+                )
         caller = threading.get_ident()
         if len(fired) != 1 or fired[0][1] != caller:
             raise InternalError(
-                f"durable_rules ran {len(fired)} actions for one event, expected one on "
+                f"durable_rules ran {len(fired)} actions for one event, expected one "
+                "on "
                 "the calling thread"
             )
         return fired[0][0]
 
     def close(self) -> None:
-        """Unregister the ruleset and free its memory; the engine cannot decide afterwards."""
+        """Unregister the ruleset and free its memory; the engine cannot decide
+        afterwards."""
         if self._closed:
             return
         self._closed = True

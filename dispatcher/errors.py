@@ -31,7 +31,7 @@ class ProviderError(DispatcherError):
 
 
 class MissingDependencyError(DispatcherError):
-    """An optional package a feature needs is not installed; the message says how to add it."""
+    """An optional package a feature needs is missing; the message says how to add it."""
 
 
 @dataclass(frozen=True, slots=True)

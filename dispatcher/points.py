@@ -1,20 +1,22 @@
 """Representative facts for every class of situation a policy (or two) can tell apart.
 
-The fact space of a policy is finite once each fact is reduced to the values its conditions
-distinguish. A *slice* fixes the message type and the role of the number a reply answers;
-inside a slice the dimensions are the channel, the two enrolments, the status of each
-role's number, the consent of each scope, and the *moment*: the recipient's jurisdiction,
-local date and minute and the marketing count of the last 24 hours.
+The fact space of a policy is finite once each fact is reduced to the values its
+conditions distinguish. A *slice* fixes the message type and the role of the number a
+reply answers; inside a slice the dimensions are the channel, the two enrolments, the
+status of each role's number, the consent of each scope, and the *moment*: the
+recipient's jurisdiction, local date and minute and the marketing count of the last 24
+hours.
 
 Per slice, the values of each dimension are split into classes that no condition of the
-policies (their rules, effective dates and invariants) tells apart, and one representative
-per class is taken; a :class:`Point` is one combination of classes. Moments start from
-concrete cells (each jurisdiction, each weekday of each effective-date interval, each
-stretch of minutes between window boundaries, each range of counts between caps), so a
-class of moments can be described to a person ("US-FL, every day 20:00-21:00").
+policies (their rules, effective dates and invariants) tells apart, and one
+representative per class is taken; a :class:`Point` is one combination of classes.
+Moments start from concrete cells (each jurisdiction, each weekday of each
+effective-date interval, each stretch of minutes between window boundaries, each range
+of counts between caps), so a class of moments can be described to a person ("US-FL,
+every day 20:00-21:00").
 
-Given two policies (``dispatcher diff``) the classes are cut by the conditions of both, so
-the decision of either policy is the same for every member of a class.
+Given two policies (``dispatcher diff``) the classes are cut by the conditions of both,
+so the decision of either policy is the same for every member of a class.
 """
 
 from __future__ import annotations
@@ -55,7 +57,8 @@ _BASE_DAY = dt.date(2026, 1, 5)
 
 @dataclass(frozen=True, slots=True)
 class Moment:
-    """One cell of when and where: all its minutes and counts behave alike in every policy.
+    """One cell of when and where: all its minutes and counts behave alike in every
+    policy.
 
     ``start``/``end`` are minutes of ``weekday`` (end exclusive); ``sent_from`` and
     ``sent_to`` bound the marketing count (``sent_to`` None: no upper bound).
@@ -80,7 +83,8 @@ class Moment:
 
 @dataclass(frozen=True, slots=True)
 class Slice:
-    """A message type and the role of the number the customer wrote to (None: no reply)."""
+    """A message type and the role of the number the customer wrote to (None: no
+    reply)."""
 
     message_type: str
     reply_role: str | None
@@ -100,7 +104,8 @@ class Dimension:
     full: bool
 
     def describe(self, chosen: int) -> str | None:
-        """``name=value[,value]`` for class ``chosen``; None when the class is everything."""
+        """``name=value[,value]`` for class ``chosen``; None when the class is
+        everything."""
         if len(self.classes) == 1:
             return None
         values = self.classes[chosen]
@@ -110,7 +115,8 @@ class Dimension:
 
 @dataclass(frozen=True, slots=True)
 class Point:
-    """Representative facts of one class combination, with the class chosen per dimension."""
+    """Representative facts of one class combination, with the class chosen per
+    dimension."""
 
     slice: Slice
     facts: Facts
@@ -126,8 +132,9 @@ def _show(value: Any) -> str:
 class Grid:
     """The classes of situations of one or more policies sharing roles and scopes.
 
-    With ``windows``, jurisdictions with different allowed windows are kept apart wherever a
-    rule can defer to the next allowed minute, so that a change of that minute shows.
+    With ``windows``, jurisdictions with different allowed windows are kept apart
+    wherever a rule can defer to the next allowed minute, so that a change of that
+    minute shows.
 
     Raises InputError when the policies declare different number roles or opt-out scopes
     (their facts would not even have the same shape).
@@ -139,13 +146,16 @@ class Grid:
             if other.roles.keys() != first.roles.keys():
                 raise InputError(
                     f"{other.source}: number roles {sorted(other.roles)} differ from "
-                    f"{first.source}'s {sorted(first.roles)}; compare policies with the "
+                    f"{first.source}'s {sorted(first.roles)}; compare policies with "
+                    "the "
                     "same roles"
                 )
             if other.scopes.keys() != first.scopes.keys():
                 raise InputError(
-                    f"{other.source}: opt-out scopes {sorted(other.scopes)} differ from "
-                    f"{first.source}'s {sorted(first.scopes)}; compare policies with the "
+                    f"{other.source}: opt-out scopes {sorted(other.scopes)} differ "
+                    "from "
+                    f"{first.source}'s {sorted(first.scopes)}; compare policies with "
+                    "the "
                     "same scopes"
                 )
         self.policies = tuple(policies)
@@ -164,9 +174,9 @@ class Grid:
     def _moment_atoms(self) -> tuple[tuple[Moment, ...], ...]:
         """Moments grouped by every moment-dependent fact of every policy.
 
-        Only these facts (the recipient facts and the date) vary with the moment, so a class
-        of moments in any slice is a union of these groups; classifying one moment per group
-        is enough.
+        Only these facts (the recipient facts and the date) vary with the moment, so a
+        class of moments in any slice is a union of these groups; classifying one moment
+        per group is enough.
         """
         groups: dict[tuple[Any, ...], list[Moment]] = defaultdict(list)
         for moment in self.moments:
@@ -185,7 +195,8 @@ class Grid:
             groups[tuple(key)].append(moment)
         return tuple(tuple(g) for g in groups.values())
 
-    # --- building facts ------------------------------------------------------------------
+    # --- building facts
+    # ------------------------------------------------------------------
 
     def base(self, piece: Slice) -> dict[str, Any]:
         return {
@@ -219,18 +230,26 @@ class Grid:
         else:
             fields[name.split(".")[1]] = value
 
-    # --- classes -------------------------------------------------------------------------
+    # --- classes
+    # -------------------------------------------------------------------------
 
     def dimensions(self, piece: Slice) -> tuple[Dimension, ...]:
-        """The dimensions of ``piece``, each cut into classes its conditions tell apart."""
+        """The dimensions of ``piece``, each cut into classes its conditions tell
+        apart."""
         tests = [t for p in self.policies for t in _tests(p, piece, self.windows)]
         base = self.base(piece)
         raw: list[tuple[str, tuple[Any, ...]]] = [
             ("message.channel", tuple(c.value for c in Channel)),
             ("business.assist", (False, True)),
             ("business.accelerate", (False, True)),
-            *((f"number.{r}", tuple(s.value for s in NumberStatus)) for r in self.roles),
-            *((f"consent.{s}", tuple(c.value for c in ConsentState)) for s in self.scopes),
+            *(
+                (f"number.{r}", tuple(s.value for s in NumberStatus))
+                for r in self.roles
+            ),
+            *(
+                (f"consent.{s}", tuple(c.value for c in ConsentState))
+                for s in self.scopes
+            ),
         ]
         out = []
         for name, values in raw:
@@ -276,7 +295,9 @@ def _send_roles(policy: Policy, mtype: MessageType, piece: Slice) -> set[str]:
     """The roles a send of this slice can leave from."""
     roles = set()
     for rule in policy.rules:
-        if rule.outcome is Outcome.SEND and _slice_matches(rule.conditions, mtype, piece):
+        if rule.outcome is Outcome.SEND and _slice_matches(
+            rule.conditions, mtype, piece
+        ):
             if rule.from_role == FROM_REPLY_ROLE or (
                 rule.from_role == FROM_MESSAGE_ROLE and mtype.is_reply
             ):
@@ -326,17 +347,23 @@ def _tests(policy: Policy, piece: Slice, windows: bool) -> list[Callable[[Facts]
     return out
 
 
-def _slice_matches(conditions: Sequence[Condition], mtype: MessageType, piece: Slice) -> bool:
+def _slice_matches(
+    conditions: Sequence[Condition], mtype: MessageType, piece: Slice
+) -> bool:
     for cond in conditions:
         if cond.fact in _TYPE_FACTS:
             if not cond.matches(getattr(mtype, _TYPE_FACTS[cond.fact])):
                 return False
-        elif cond.fact == "reply.role" and not cond.matches(piece.reply_role or NO_REPLY):
+        elif cond.fact == "reply.role" and not cond.matches(
+            piece.reply_role or NO_REPLY
+        ):
             return False
     return True
 
 
-def _condition_test(policy: Policy, mtype: MessageType, cond: Condition) -> Callable[[Facts], Any]:
+def _condition_test(
+    policy: Policy, mtype: MessageType, cond: Condition
+) -> Callable[[Facts], Any]:
     return lambda f: cond.matches(fact_value(policy, mtype, f, cond.fact))
 
 
@@ -352,7 +379,8 @@ def _status_test(role: str, cond: Condition) -> Callable[[Facts], Any]:
 
 
 def unlisted_jurisdiction(policies: Sequence[Policy]) -> str:
-    """A jurisdiction code no policy lists: it stands for every state under the default."""
+    """A jurisdiction code no policy lists: it stands for every state under the
+    default."""
     listed = {code for p in policies for code in p.quiet_hours.jurisdictions}
     for code in _UNLISTED:
         if code not in listed:
@@ -394,7 +422,9 @@ def _moments(policies: Sequence[Policy]) -> tuple[Moment, ...]:
     out = []
     for code in codes:
         zones = [p.quiet_hours.lookup(code) for p in policies]
-        caps = sorted({z.marketing_cap_24h for z in zones if z.marketing_cap_24h is not None})
+        caps = sorted(
+            {z.marketing_cap_24h for z in zones if z.marketing_cap_24h is not None}
+        )
         bounds = [0, *(c for c in caps if c > 0)]
         counts = [
             (low, bounds[i + 1] if i + 1 < len(bounds) else None)
@@ -418,9 +448,11 @@ def describe_moments(
     all_moments: Sequence[Moment],
     breaks: Sequence[dt.date] = (),
 ) -> str:
-    """A reviewer's description of a class of moments, e.g. ``US-FL: every day 20:00-21:00``.
+    """A reviewer's description of a class of moments, e.g. ``US-FL: every day
+    20:00-21:00``.
 
-    Parts that the class does not restrict (every jurisdiction, every time) are left out.
+    Parts that the class does not restrict (every jurisdiction, every time) are left
+    out.
     """
     chosen = set(moments)
     codes = sorted({m.jurisdiction for m in all_moments})
@@ -455,7 +487,9 @@ def interval_text(interval: int, breaks: Sequence[dt.date]) -> str:
         return f"before {breaks[0].isoformat()}"
     if interval == len(breaks):
         return f"from {breaks[-1].isoformat()}"
-    return f"from {breaks[interval - 1].isoformat()} until {breaks[interval].isoformat()}"
+    return (
+        f"from {breaks[interval - 1].isoformat()} until {breaks[interval].isoformat()}"
+    )
 
 
 def _describe_cells(

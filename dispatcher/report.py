@@ -1,8 +1,9 @@
-"""A policy for reviewers: one self-contained HTML page, or Markdown, built from the rules.
+"""A policy for reviewers: one self-contained HTML page, or Markdown, built from the
+rules.
 
-:func:`build_sections` turns a policy and its :class:`~dispatcher.verify.Verification` into
-titled tables; :func:`render_markdown` and :func:`render_html` print them. The HTML page has
-its CSS inline and loads nothing from anywhere.
+:func:`build_sections` turns a policy and its :class:`~dispatcher.verify.Verification`
+into titled tables; :func:`render_markdown` and :func:`render_html` print them. The HTML
+page has its CSS inline and loads nothing from anywhere.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ class Section:
 
 
 def rule_decides(rule: Rule) -> str:
-    """What a rule decides, in words: ``send from message_role``, ``defer until ...``."""
+    """What a rule decides, in words: ``send from message_role``, ``defer until
+    ...``."""
     text = rule.outcome.value
     if rule.outcome is Outcome.SEND:
         text += f" from {rule.from_role}"
@@ -76,7 +78,12 @@ def build_sections(policy: Policy, result: Verification) -> list[Section]:
         for rule in policy.rules
     )
     keywords = tuple(
-        (scope, kind, lang, ", ".join(sorted(w for w, lg in words.items() if lg == lang)))
+        (
+            scope,
+            kind,
+            lang,
+            ", ".join(sorted(w for w, lg in words.items() if lg == lang)),
+        )
         for scope, kinds in policy.keywords.by_scope.items()
         for kind, words in kinds.items()
         for lang in sorted(set(words.values()))
@@ -102,11 +109,15 @@ def build_sections(policy: Policy, result: Verification) -> list[Section]:
         ("default", quiet.default.name, describe(quiet.default.allowed), quiet.default)
     ]
     windows += [
-        (code, j.name, describe(j.allowed), j) for code, j in quiet.jurisdictions.items()
+        (code, j.name, describe(j.allowed), j)
+        for code, j in quiet.jurisdictions.items()
     ]
-    windows.append(("unknown", quiet.unknown.name, describe(quiet.unknown.allowed), quiet.unknown))
+    windows.append(
+        ("unknown", quiet.unknown.name, describe(quiet.unknown.allowed), quiet.unknown)
+    )
     quiet_rows = tuple(
-        (code, name, text, str(j.marketing_cap_24h or "-")) for code, name, text, j in windows
+        (code, name, text, str(j.marketing_cap_24h or "-"))
+        for code, name, text, j in windows
     )
     dated = tuple(
         (rule.id, _dates(rule), rule.description)
@@ -118,7 +129,8 @@ def build_sections(policy: Policy, result: Verification) -> list[Section]:
             inv.id,
             inv.description,
             f"{inv.ref.file}:{inv.ref.line}",
-            "holds" if not result.violation_counts[inv.id]
+            "holds"
+            if not result.violation_counts[inv.id]
             else f"VIOLATED at {result.violation_counts[inv.id]} points",
         )
         for inv in policy.invariants
@@ -126,9 +138,16 @@ def build_sections(policy: Policy, result: Verification) -> list[Section]:
     return [
         Section(
             "Message types, number roles and opt-out scopes",
-            "Each message type with the scope whose STOP silences it, and the numbers that "
+            "Each message type with the scope whose STOP silences it, and the numbers "
+            "that "
             "send it somewhere in the verified fact space.",
-            ("message type", "product", "category", "scope", *(f"from {r}" for r in roles)),
+            (
+                "message type",
+                "product",
+                "category",
+                "scope",
+                *(f"from {r}" for r in roles),
+            ),
             matrix,
         ),
         Section(
@@ -138,21 +157,38 @@ def build_sections(policy: Policy, result: Verification) -> list[Section]:
             ("id", "description", "source", "when", "in effect", "decides", "points"),
             rules,
         ),
-        Section("Keywords", "Replies matched as a whole word, ignoring case.",
-                ("scope", "kind", "language", "words"), keywords),
-        Section("Replies", "What the platform answers, per number scope.",
-                ("scope", "kind", "language", "text"), replies),
+        Section(
+            "Keywords",
+            "Replies matched as a whole word, ignoring case.",
+            ("scope", "kind", "language", "words"),
+            keywords,
+        ),
+        Section(
+            "Replies",
+            "What the platform answers, per number scope.",
+            ("scope", "kind", "language", "text"),
+            replies,
+        ),
         Section(
             "Quiet hours and caps",
             "Allowed sending windows in the recipient's local time; exempt categories: "
-            + ", ".join(sorted(quiet.exempt_categories)) + ".",
+            + ", ".join(sorted(quiet.exempt_categories))
+            + ".",
             ("jurisdiction", "name", "allowed", "marketing cap per 24 h"),
             quiet_rows,
         ),
-        Section("Effective dates", "Rules that take effect, or stop, on a given day.",
-                ("rule", "in effect", "description"), dated),
-        Section("Invariants", "Properties checked on every point by dispatcher verify.",
-                ("id", "description", "source", "result"), invariants),
+        Section(
+            "Effective dates",
+            "Rules that take effect, or stop, on a given day.",
+            ("rule", "in effect", "description"),
+            dated,
+        ),
+        Section(
+            "Invariants",
+            "Properties checked on every point by dispatcher verify.",
+            ("id", "description", "source", "result"),
+            invariants,
+        ),
     ]
 
 
@@ -178,7 +214,8 @@ def verify_summary(result: Verification) -> list[str]:
     for violation in result.violations:
         d = violation.decision
         lines.append(
-            f"Invariant {violation.invariant.id} violated, e.g. {effect(d)} by {d.rule} "
+            f"Invariant {violation.invariant.id} violated, e.g. {effect(d)} "
+            f"by {d.rule} "
             f"for {violation.facts.to_mapping()}"
         )
     lines.append("Result: " + ("PASS" if result.ok else "FAIL"))
@@ -206,7 +243,9 @@ def render_markdown(policy: Policy, result: Verification) -> str:
             continue
         lines.append("| " + " | ".join(section.headers) + " |")
         lines.append("|" + " --- |" * len(section.headers))
-        lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in section.rows]
+        lines += [
+            "| " + " | ".join(_md_cell(c) for c in row) + " |" for row in section.rows
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -218,7 +257,8 @@ th, td { border: 1px solid #c9d1d9; padding: .3rem .5rem; text-align: left;
          vertical-align: top; }
 th { background: #f1f3f5; }
 code { font-family: ui-monospace, monospace; font-size: 12px; }
-.pass { color: #116329; font-weight: bold; } .fail { color: #a40e26; font-weight: bold; }
+.pass { color: #116329; font-weight: bold; } .fail { color: #a40e26; font-weight: bold;
+}
 """
 
 
@@ -232,7 +272,7 @@ def render_html(policy: Policy, result: Verification) -> str:
         f"<title>Policy review: {esc(policy.source)}</title>",
         f"<style>{_CSS}</style></head><body>",
         f"<h1>Policy review: {esc(policy.source)}</h1>",
-        f"<p>Policy hash <code id=\"policy-hash\">{esc(policy.hash)}</code>; files: "
+        f'<p>Policy hash <code id="policy-hash">{esc(policy.hash)}</code>; files: '
         f"{esc(', '.join(policy.files))}.</p>",
         f'<h2>Verification: <span class="{status}">{status.upper()}</span></h2><ul>',
         *(f"<li>{esc(line)}</li>" for line in verify_summary(result)),

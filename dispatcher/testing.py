@@ -1,8 +1,8 @@
 """Hypothesis strategies for test suites that state their own properties of a policy.
 
 Needs the ``hypothesis`` package (the ``dev`` extra). Every strategy takes the loaded
-:class:`~dispatcher.policy.Policy`, so generated values only use names the policy declares,
-and dates straddle the effective dates its rules mention.
+:class:`~dispatcher.policy.Policy`, so generated values only use names the policy
+declares, and dates straddle the effective dates its rules mention.
 
 Strategies: :func:`facts` (typed facts), :func:`fact_documents` (their JSON form),
 :func:`messages` (the message and reply sections), :func:`dates`, :func:`times`,
@@ -36,12 +36,18 @@ from hypothesis import strategies as st
 from .facts import Channel, ConsentState, Facts, NumberStatus
 from .policy import Policy
 
+# Conditions a policy variant keeps: without them a rule could send a message type from
+# a number the loader would never allow for it (``from: reply_role`` for a non-reply).
+_SLICE_FACTS = frozenset(
+    {"message.type", "message.category", "message.product", "reply.role"}
+)
 # Jurisdictions no policy lists, to exercise the default window.
 _UNLISTED = ("US-NY", "US-GA", "US-AZ", "CA-QC")
 
 
 def dates(policy: Policy) -> st.SearchStrategy[dt.date]:
-    """Recipient-local dates, biased to the days around each effective date of the rules."""
+    """Recipient-local dates, biased to the days around each effective date of the
+    rules."""
     edges = sorted(
         {d for r in policy.rules for d in (r.effective_from, r.effective_until) if d}
     )
@@ -51,7 +57,8 @@ def dates(policy: Policy) -> st.SearchStrategy[dt.date]:
 
 
 def times() -> st.SearchStrategy[dt.time]:
-    """Wall-clock minutes, biased to the hours where quiet-hour windows usually change."""
+    """Wall-clock minutes, biased to the hours where quiet-hour windows usually
+    change."""
     around_edges = st.builds(
         dt.time,
         st.sampled_from([7, 8, 9, 10, 11, 12, 19, 20, 21, 22]),
@@ -66,7 +73,8 @@ def jurisdictions(policy: Policy) -> st.SearchStrategy[str]:
 
 
 def facts(policy: Policy, **fixed: object) -> st.SearchStrategy[Facts]:
-    """Valid facts for ``policy``. Keyword arguments pin a field, e.g. ``message_type=...``."""
+    """Valid facts for ``policy``. Keyword arguments pin a field, e.g.
+    ``message_type=...``."""
     fields: dict[str, st.SearchStrategy[object]] = {
         "message_type": st.sampled_from(sorted(policy.message_types)),
         "channel": st.sampled_from(list(Channel)),
@@ -98,7 +106,10 @@ def messages(policy: Policy) -> st.SearchStrategy[dict[str, Any]]:
     """
 
     def build(name: str, channel: Channel, reply: str | None) -> dict[str, Any]:
-        return {"message": {"type": name, "channel": channel.value}, "reply": {"role": reply}}
+        return {
+            "message": {"type": name, "channel": channel.value},
+            "reply": {"role": reply},
+        }
 
     return st.builds(
         build,
@@ -114,13 +125,14 @@ def fact_documents(policy: Policy) -> st.SearchStrategy[dict[str, Any]]:
 
 
 def policies(base: Policy) -> st.SearchStrategy[Policy]:
-    """Variants of ``base``: a non-empty ordered subset of its rules, each of which may lose
-    some conditions or its effective dates.
+    """Variants of ``base``: a non-empty ordered subset of its rules, each of which may
+    lose some conditions (never those on the message type or the replied-to role, which
+    keep every send on a number the loader allows) or its effective dates.
 
-    The catalogue, quiet hours and invariants stay those of ``base``, so :func:`facts` of
-    ``base`` fits every variant. A variant need not pass the loader's checks (a rule may be
-    shadowed), which is what engine-agreement properties want. Each variant has its own
-    hash.
+    The catalogue, quiet hours and invariants stay those of ``base``, so :func:`facts`
+    of ``base`` fits every variant. A variant need not pass the loader's checks (a rule
+    may be shadowed), which is what engine-agreement properties want. Each variant has
+    its own hash.
     """
 
     @st.composite
@@ -131,9 +143,18 @@ def policies(base: Policy) -> st.SearchStrategy[Policy]:
         order = sorted(chosen, key=lambda r: r.index)
         rules = []
         for index, rule in enumerate(order):
-            keep = draw(st.lists(st.booleans(), min_size=len(rule.conditions),
-                                 max_size=len(rule.conditions)))
-            conditions = tuple(c for c, k in zip(rule.conditions, keep, strict=True) if k)
+            keep = draw(
+                st.lists(
+                    st.booleans(),
+                    min_size=len(rule.conditions),
+                    max_size=len(rule.conditions),
+                )
+            )
+            conditions = tuple(
+                c
+                for c, k in zip(rule.conditions, keep, strict=True)
+                if k or c.fact in _SLICE_FACTS
+            )
             dated = draw(st.booleans())
             rules.append(
                 dataclasses.replace(
@@ -145,7 +166,9 @@ def policies(base: Policy) -> st.SearchStrategy[Policy]:
                 )
             )
         digest = hashlib.sha256(
-            repr((base.hash, [(r.id, r.conditions, r.effective_from) for r in rules])).encode()
+            repr(
+                (base.hash, [(r.id, r.conditions, r.effective_from) for r in rules])
+            ).encode()
         ).hexdigest()
         return dataclasses.replace(base, rules=tuple(rules), hash=digest)
 

@@ -1,15 +1,17 @@
-"""Check a policy on every point of its fact space: engines agree, invariants hold, rules fire.
+"""Check a policy on every point of its fact space: engines agree, invariants hold,
+rules fire.
 
-:func:`verify` enumerates the classes of :mod:`dispatcher.points`, decides each point with
-the compiled engine and (unless told otherwise) with durable_rules, and returns a
-:class:`Verification` holding every disagreement, every invariant violation with a concrete
-counterexample, and the rules that decide no point at all.
+:func:`verify` enumerates the classes of :mod:`dispatcher.points`, decides each point
+with the compiled engine and (unless told otherwise) with durable_rules, and returns a
+:class:`Verification` holding every disagreement, every invariant violation with a
+concrete counterexample, and the rules that decide no point at all.
 
-An invariant's ``forbid`` names fields of the decision: ``outcome``; ``from``, the role a
-send leaves from, where ``message_role`` stands for the message type's own role (the
+An invariant's ``forbid`` names fields of the decision: ``outcome``; ``from``, the role
+a send leaves from, where ``message_role`` stands for the message type's own role (the
 replied-to role for a reply) and ``reply_role`` for the replied-to role; and
-``from_status``, the status of the number the send leaves from. A message that is not sent
-leaves from no number, so a condition on ``from`` or ``from_status`` never matches it.
+``from_status``, the status of the number the send leaves from. A message that is not
+sent leaves from no number, so a condition on ``from`` or ``from_status`` never matches
+it.
 """
 
 from __future__ import annotations
@@ -38,7 +40,8 @@ class Disagreement:
 
 @dataclass(frozen=True, slots=True)
 class Violation:
-    """An invariant broken at one point: the facts, the decision and the rule that made it."""
+    """An invariant broken at one point: the facts, the decision and the rule that made
+    it."""
 
     invariant: Invariant
     facts: Facts
@@ -49,9 +52,10 @@ class Violation:
 class Verification:
     """What :func:`verify` found. ``ok`` when nothing is wrong.
 
-    ``violations`` keeps the first counterexample per invariant; ``violation_counts`` how
-    many points broke each. ``decided`` counts points per deciding rule, ``sends`` per
-    (message type, role sent from). ``seconds`` maps each engine (and ``enumerate``) to its time.
+    ``violations`` keeps the first counterexample per invariant; ``violation_counts``
+    how many points broke each. ``decided`` counts points per deciding rule, ``sends``
+    per (message type, role sent from). ``seconds`` maps each engine (and ``enumerate``)
+    to its time.
     """
 
     policy: Policy
@@ -75,7 +79,9 @@ class Verification:
         return not (self.disagreement_count or self.violations or self.idle_rules)
 
 
-def forbidden(policy: Policy, invariant: Invariant, facts: Facts, decision: Decision) -> bool:
+def forbidden(
+    policy: Policy, invariant: Invariant, facts: Facts, decision: Decision
+) -> bool:
     """True when ``decision`` for ``facts`` is one ``invariant`` forbids."""
     mtype = policy.message_types.get(facts.message_type)
     if mtype is None:
@@ -136,7 +142,9 @@ def verify(
                 if mine != theirs:
                     result.disagreement_count += 1
                     if len(result.disagreements) < 20:
-                        result.disagreements.append(Disagreement(point.facts, mine, theirs))
+                        result.disagreements.append(
+                            Disagreement(point.facts, mine, theirs)
+                        )
     finally:
         if second is not None:
             second.close()
@@ -148,6 +156,8 @@ def verify(
         for invariant in policy.invariants:
             if forbidden(policy, invariant, point.facts, decision):
                 if not result.violation_counts[invariant.id]:
-                    result.violations.append(Violation(invariant, point.facts, decision))
+                    result.violations.append(
+                        Violation(invariant, point.facts, decision)
+                    )
                 result.violation_counts[invariant.id] += 1
     return result

@@ -29,7 +29,8 @@ def test_a_wrong_expectation_fails_with_position_and_rule(tmp_path: Path) -> Non
     )
     outcome = CliRunner().invoke(main, ["test", str(RULES), "--cases", str(cases)])
     assert outcome.exit_code == 1
-    assert "FAIL" in outcome.output and "cases.yaml:3 promotion without opt-in" in outcome.output
+    assert "FAIL" in outcome.output
+    assert "cases.yaml:3 promotion without opt-in" in outcome.output
     assert "outcome: expected send, got suppress" in outcome.output
     assert "decided by marketing-needs-opt-in" in outcome.output
 

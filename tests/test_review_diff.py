@@ -87,5 +87,7 @@ def test_diff_command_formats(tmp_path: Path) -> None:
     payload = json.loads(as_json.output)
     assert payload["changed_points"] == sum(g["count"] for g in payload["groups"])
     assert len(payload["groups"]) == len(EXPECTED)
-    markdown = runner.invoke(main, ["diff", str(old), str(RULES), "--format", "markdown"])
+    markdown = runner.invoke(
+        main, ["diff", str(old), str(RULES), "--format", "markdown"]
+    )
     assert "| message | where and when |" in markdown.output

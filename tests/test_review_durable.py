@@ -1,4 +1,5 @@
-"""The durable_rules engine decides exactly as the compiled engine, and its traps are shut."""
+"""The durable_rules engine decides exactly as the compiled engine, and its traps are
+shut."""
 
 from __future__ import annotations
 
@@ -9,13 +10,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dispatcher import Engine, Facts, load_policy, parse_facts
-from dispatcher import durable_engine
+from dispatcher import Engine, Facts, durable_engine, load_policy, parse_facts
 from dispatcher.errors import MissingDependencyError
 from dispatcher.policy import Policy
 from dispatcher.testing import facts, policies
 
-pytest.importorskip("durable.engine", reason="durable_rules builds on Python 3.11/3.12 only")
+pytest.importorskip(
+    "durable.engine", reason="durable_rules builds on Python 3.11/3.12 only"
+)
 
 POLICY = load_policy("rules")
 ENGINE = Engine(POLICY)
@@ -24,11 +26,18 @@ SAMPLE = parse_facts(
     {
         "message": {"type": "promotion", "channel": "sms"},
         "business": {"assist": False, "accelerate": False},
-        "numbers": {"marketing": "registered", "transactional": "registered",
-                    "global": "registered"},
+        "numbers": {
+            "marketing": "registered",
+            "transactional": "registered",
+            "global": "registered",
+        },
         "consent": {"marketing": "opted_in", "transactional": "none", "otp": "none"},
-        "recipient": {"jurisdiction": "US-FL", "local_date": "2026-12-03",
-                      "local_time": "20:30", "marketing_sent_24h": 0},
+        "recipient": {
+            "jurisdiction": "US-FL",
+            "local_date": "2026-12-03",
+            "local_time": "20:30",
+            "marketing_sent_24h": 0,
+        },
     }
 )
 
@@ -39,9 +48,7 @@ def test_engines_agree_on_generated_facts(f: Facts) -> None:
     assert DURABLE.decide(f) == ENGINE.decide(f)
 
 
-@settings(
-    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow]
-)
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(policies(POLICY), st.lists(facts(POLICY), min_size=1, max_size=40))
 def test_engines_agree_on_policy_variants(variant: Policy, cases: list[Facts]) -> None:
     engine = Engine(variant)
@@ -68,7 +75,9 @@ def test_rules_are_ordered_by_priority_with_a_catch_all_last() -> None:
 def test_negated_condition_needs_the_field_present() -> None:
     """A {not: ...} condition compiles to $neq on a field every event carries."""
     rule = next(r for r in POLICY.rules if any(c.negated for c in r.conditions))
-    spec = durable_engine.ruleset_definition(POLICY)[durable_engine.rule_name(rule.index)]
+    spec = durable_engine.ruleset_definition(POLICY)[
+        durable_engine.rule_name(rule.index)
+    ]
     terms = spec["all"][0]["m"]["$and"]
     assert {"policy": POLICY.hash} in terms
     assert any("$neq" in term for term in terms)
@@ -89,7 +98,10 @@ def test_invalid_facts_are_rejected_before_durable_rules() -> None:
 
 
 def test_two_engines_for_one_policy_register_distinct_rulesets() -> None:
-    with durable_engine.DurableEngine(POLICY) as a, durable_engine.DurableEngine(POLICY) as b:
+    with (
+        durable_engine.DurableEngine(POLICY) as a,
+        durable_engine.DurableEngine(POLICY) as b,
+    ):
         assert a.name != b.name
 
 

@@ -1,4 +1,5 @@
-"""dispatcher report: Markdown and a self-contained HTML page that renders in Chromium."""
+"""dispatcher report: Markdown and a self-contained HTML page that renders in
+Chromium."""
 
 from __future__ import annotations
 
@@ -31,7 +32,8 @@ FLAGS = [
 def _report(tmp_path: Path, fmt: str) -> str:
     out = tmp_path / f"report.{fmt}"
     outcome = CliRunner().invoke(
-        main, ["report", str(RULES), "--format", fmt, "-o", str(out), "--engine", "compiled"]
+        main,
+        ["report", str(RULES), "--format", fmt, "-o", str(out), "--engine", "compiled"],
     )
     assert outcome.exit_code == 0, outcome.output
     return out.read_text()
@@ -51,7 +53,8 @@ def test_html_is_self_contained(tmp_path: Path) -> None:
     page = _report(tmp_path, "html")
     assert page.startswith("<!DOCTYPE html>")
     assert not re.search(r"<(script|link|img|iframe)\b", page)
-    assert "http://" not in page and "https://" not in page
+    assert "http://" not in page
+    assert "https://" not in page
     assert "<style>" in page
 
 
@@ -71,9 +74,18 @@ def test_report_renders_in_chromium(tmp_path: Path) -> None:
     shot = tmp_path / "report.png"
     profile = tmp_path / "profile"
     run = subprocess.run(
-        [browser, *FLAGS, f"--user-data-dir={profile}", f"--screenshot={shot}",
-         "--window-size=1280,2000", page.as_uri()],
-        capture_output=True, text=True, timeout=120, check=False,
+        [
+            browser,
+            *FLAGS,
+            f"--user-data-dir={profile}",
+            f"--screenshot={shot}",
+            "--window-size=1280,2000",
+            page.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert shot.exists(), run.stderr
     data = shot.read_bytes()
@@ -81,7 +93,10 @@ def test_report_renders_in_chromium(tmp_path: Path) -> None:
     assert len(data) > 20_000  # a blank page compresses to a few kilobytes
     dom = subprocess.run(
         [browser, *FLAGS, f"--user-data-dir={profile}", "--dump-dom", page.as_uri()],
-        capture_output=True, text=True, timeout=120, check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     ).stdout
     for rule in load_policy(RULES).rules:
         assert f"<td>{rule.id}</td>" in dom

@@ -66,7 +66,9 @@ def test_counterexample_really_breaks_the_invariant(tmp_path: Path) -> None:
     rules = _copy_rules(tmp_path)
     _drop_rule(rules, "marketing-needs-opt-in")
     result = verify(load_policy(rules), durable=False)
-    (violation,) = [v for v in result.violations if v.invariant.id == "no-marketing-without-opt-in"]
+    (violation,) = [
+        v for v in result.violations if v.invariant.id == "no-marketing-without-opt-in"
+    ]
     assert violation.facts.consent["marketing"].value != "opted_in"
     assert violation.decision.sends
     assert violation.decision.rule.id == "marketing-send"
