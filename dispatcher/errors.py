@@ -30,6 +30,10 @@ class ProviderError(DispatcherError):
     """A provider (Twilio, the simulator) failed or answered with an error."""
 
 
+class MissingDependencyError(DispatcherError):
+    """An optional package a feature needs is missing; the message says how to add it."""
+
+
 @dataclass(frozen=True, slots=True)
 class Problem:
     """One positioned problem in an input file.
@@ -85,6 +89,12 @@ class ConfigError(ProblemsError):
     """The config file is invalid."""
 
     kind = "config"
+
+
+class CasesError(ProblemsError):
+    """A rule-test case file (``rules/tests/*.yaml``) is invalid."""
+
+    kind = "rule tests"
 
 
 class FactsError(InputError):

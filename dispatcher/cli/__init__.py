@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import click
 
-from . import policy_commands
+from . import policy_commands, review_commands
 from ._state import State
 
 
@@ -29,3 +29,7 @@ def main(ctx: click.Context, config_path: str | None) -> None:
 
 main.add_command(policy_commands.validate)
 main.add_command(policy_commands.explain)
+main.add_command(review_commands.verify)
+main.add_command(review_commands.diff)
+main.add_command(review_commands.report)
+main.add_command(review_commands.test_command)
