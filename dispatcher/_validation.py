@@ -47,18 +47,20 @@ def _explain(doc: Document, error: ValidationError) -> list[Problem]:
             return _explain(doc, deepest)
     path: Path = tuple(error.absolute_path)
     where = dotted(path)
-    value = error.instance
+    value: Any = error.instance
+    schema: dict[str, Any] = error.schema if isinstance(error.schema, dict) else {}
+    expected: Any = error.validator_value
     if "propertyNames" in error.relative_schema_path:
         # The failing instance is a key of the mapping at ``path``: point at the key.
         mark = doc.key_position((*path, value))
-        detail = _pattern_problem(doc, path, value, str(error.validator_value))
+        detail = _pattern_problem(doc, path, value, str(expected))
         message = f"{where}: key {value!r} is not a valid name"
         if error.validator == "pattern":
-            message += f" (expected {error.validator_value})"
+            message += f" (expected {expected})"
         return [Problem(doc.file, mark.line, mark.column, message, detail.hint)]
 
     if error.validator == "additionalProperties" and isinstance(value, dict):
-        allowed = list(error.schema.get("properties", {}))
+        allowed = list(schema.get("properties", {}))
         problems = []
         for key in value:
             if key in allowed:
@@ -68,7 +70,13 @@ def _explain(doc: Document, error: ValidationError) -> list[Problem]:
             )
             mark = doc.key_position((*path, key))
             problems.append(
-                Problem(doc.file, mark.line, mark.column, f"{where}: unknown key {key!r}", hint)
+                Problem(
+                    doc.file,
+                    mark.line,
+                    mark.column,
+                    f"{where}: unknown key {key!r}",
+                    hint,
+                )
             )
         if problems:
             return problems
@@ -76,9 +84,9 @@ def _explain(doc: Document, error: ValidationError) -> list[Problem]:
         missing = error.message.split("'")[1] if "'" in error.message else "?"
         return [doc.problem(path, f"{where}: missing required key {missing!r}")]
     if error.validator == "const":
-        return [doc.problem(path, f"{where}: expected {error.validator_value!r}, got {value!r}")]
+        return [doc.problem(path, f"{where}: expected {expected!r}, got {value!r}")]
     if error.validator == "enum":
-        allowed = [str(v) for v in error.validator_value]
+        allowed = [str(v) for v in expected]
         return [
             doc.problem(
                 path,
@@ -87,9 +95,9 @@ def _explain(doc: Document, error: ValidationError) -> list[Problem]:
             )
         ]
     if error.validator == "type":
-        return [_type_problem(doc, path, value, error.validator_value)]
+        return [_type_problem(doc, path, value, expected)]
     if error.validator == "pattern":
-        return [_pattern_problem(doc, path, value, str(error.validator_value))]
+        return [_pattern_problem(doc, path, value, str(expected))]
     return [doc.problem(path, f"{where}: {error.message}")]
 
 
@@ -103,7 +111,7 @@ def _type_problem(doc: Document, path: Path, value: Any, expected: Any) -> Probl
             "boolean. Write true or false"
         )
     elif "string" in names and isinstance(value, bool):
-        hint = "quote the value if you meant the word, for example \"no\""
+        hint = 'quote the value if you meant the word, for example "no"'
     return doc.problem(path, f"{dotted(path)}: expected {wanted}, got {value!r}", hint)
 
 
@@ -120,4 +128,6 @@ def _pattern_problem(doc: Document, path: Path, value: Any, pattern: str) -> Pro
             "facts are message.*, business.*, number.<role>, consent.<scope>, "
             "recipient.jurisdiction|quiet_hours|cap_reached, reply.role"
         )
-    return doc.problem(path, f"{dotted(path)}: {value!r} does not match {pattern}", hint)
+    return doc.problem(
+        path, f"{dotted(path)}: {value!r} does not match {pattern}", hint
+    )

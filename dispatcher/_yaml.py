@@ -37,7 +37,22 @@ _MAP = "tag:yaml.org,2002:map"
 
 # Plain scalars that YAML 1.1 would read as something other than what a reviewer sees.
 YAML11_BOOLEAN_WORDS = frozenset(
-    {"y", "n", "yes", "no", "on", "off", "Y", "N", "Yes", "No", "On", "Off", "YES", "NO"}
+    {
+        "y",
+        "n",
+        "yes",
+        "no",
+        "on",
+        "off",
+        "Y",
+        "N",
+        "Yes",
+        "No",
+        "On",
+        "Off",
+        "YES",
+        "NO",
+    }
     | {"ON", "OFF"}
 )
 
@@ -138,7 +153,9 @@ class _Builder:
             return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
         if isinstance(node, MappingNode):
             return self.mapping(node, path)
-        raise TypeError(f"unexpected YAML node {type(node).__name__}")  # pragma: no cover
+        raise TypeError(
+            f"unexpected YAML node {type(node).__name__}"
+        )  # pragma: no cover
 
     def scalar(self, node: ScalarNode) -> Any:
         text = node.value
@@ -152,7 +169,9 @@ class _Builder:
             return int(text)
         if node.tag == _FLOAT:
             return float(text)
-        self.fail(node, f"unsupported tag {node.tag!r}", "remove the tag or quote the value")
+        self.fail(
+            node, f"unsupported tag {node.tag!r}", "remove the tag or quote the value"
+        )
         return text
 
     def mapping(self, node: MappingNode, path: Path) -> dict[str, Any]:
@@ -192,7 +211,9 @@ class _Builder:
         return result
 
 
-_SCHEMA_COMMENT = re.compile(r"^#\s*yaml-language-server:\s*\$schema=(\S+)", re.MULTILINE)
+_SCHEMA_COMMENT = re.compile(
+    r"^#\s*yaml-language-server:\s*\$schema=(\S+)", re.MULTILINE
+)
 
 
 def load(text: str, file: str) -> tuple[Document | None, list[Problem]]:

@@ -7,6 +7,7 @@ empty, so a reviewer sees every mistake of a change in one run.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import re
 from typing import Any
 
@@ -45,18 +46,31 @@ class _Checker:
         self.sources = sources
         self.problems: list[Problem] = []
 
-    def fail(self, section: str, path: Path, message: str, hint: str | None = None) -> None:
+    def fail(
+        self,
+        section: str,
+        path: Path,
+        message: str,
+        hint: str | None = None,
+        *,
+        key: bool = False,
+    ) -> None:
+        """Record a problem at the value of ``path`` (or at its key, with ``key=True``)."""
         doc = self.sources.sections[section]
-        self.problems.append(doc.problem((section, *path), message, hint))
+        if key:
+            mark = doc.key_position((section, *path))
+            self.problems.append(
+                Problem(doc.file, mark.line, mark.column, message, hint)
+            )
+        else:
+            self.problems.append(doc.problem((section, *path), message, hint))
 
     def ref(self, section: str, path: Path, ident: str) -> SourceRef:
         doc = self.sources.sections[section]
         mark = doc.position((section, *path))
         return SourceRef(ident, doc.file, mark.line, mark.column)
 
-    def known(
-        self, section: str, path: Path, what: str, name: str, names: Any
-    ) -> bool:
+    def known(self, section: str, path: Path, what: str, name: str, names: Any) -> bool:
         if name in names:
             return True
         choices = sorted(names)
@@ -70,12 +84,19 @@ class _Checker:
 
     # --- catalogue --------------------------------------------------------------------
 
-    def catalogue(self) -> tuple[
-        dict[str, Product], dict[str, Category], dict[str, Role], dict[str, Scope],
+    def catalogue(
+        self,
+    ) -> tuple[
+        dict[str, Product],
+        dict[str, Category],
+        dict[str, Role],
+        dict[str, Scope],
         dict[str, MessageType],
     ]:
         data = self.sources.data
-        products = {n: Product(n, v["description"]) for n, v in data("products").items()}
+        products = {
+            n: Product(n, v["description"]) for n, v in data("products").items()
+        }
         categories = {
             n: Category(n, v["description"]) for n, v in data("categories").items()
         }
@@ -87,11 +108,19 @@ class _Checker:
         roles: dict[str, Role] = {}
         for name, raw in data("roles").items():
             for i, category in enumerate(raw["carries"]):
-                self.known("roles", (name, "carries", i), "category", category, categories)
+                self.known(
+                    "roles", (name, "carries", i), "category", category, categories
+                )
             for i, other in enumerate(raw.get("stands_in_for", [])):
-                if self.known("roles", (name, "stands_in_for", i), "role", other, data("roles")):
-                    if other == name:
-                        self.fail("roles", (name, "stands_in_for", i), "a role cannot stand in for itself")
+                known = self.known(
+                    "roles", (name, "stands_in_for", i), "role", other, data("roles")
+                )
+                if known and other == name:
+                    self.fail(
+                        "roles",
+                        (name, "stands_in_for", i),
+                        "a role cannot stand in for itself",
+                    )
             if raw["owner"] == "business" and "otp" in raw["carries"]:
                 self.fail(
                     "roles",
@@ -141,7 +170,9 @@ class _Checker:
         for name, raw in data("message_types").items():
             at = ("message_types", (name,))
             self.known(at[0], (name, "product"), "product", raw["product"], products)
-            self.known(at[0], (name, "category"), "category", raw["category"], categories)
+            self.known(
+                at[0], (name, "category"), "category", raw["category"], categories
+            )
             role, scope, category = raw["role"], raw["scope"], raw["category"]
             if (role == REPLY) != (scope == REPLY):
                 self.fail(
@@ -189,7 +220,11 @@ class _Checker:
     # --- conditions -------------------------------------------------------------------
 
     def conditions(
-        self, section: str, path: Path, raw: dict[str, Any], domains: dict[str, frozenset[Any]]
+        self,
+        section: str,
+        path: Path,
+        raw: dict[str, Any],
+        domains: dict[str, frozenset[Any]],
     ) -> tuple[Condition, ...]:
         out = []
         for fact, matcher in raw.items():
@@ -202,6 +237,7 @@ class _Checker:
                     f"unknown fact {fact!r}",
                     did_you_mean(fact, [d for d in domains if d.startswith(family)])
                     or did_you_mean(fact, domains),
+                    key=True,
                 )
                 continue
             out.append(self.matcher(section, here, fact, matcher, domains[fact]))
@@ -211,7 +247,7 @@ class _Checker:
         self, section: str, path: Path, fact: str, raw: Any, domain: frozenset[Any]
     ) -> Condition:
         if isinstance(raw, dict):
-            (kind, value), = raw.items()
+            ((kind, value),) = raw.items()
         else:
             kind, value = "is", raw
         values = value if isinstance(value, list) else [value]
@@ -221,7 +257,9 @@ class _Checker:
             if item not in domain or isinstance(item, bool) != all(
                 isinstance(d, bool) for d in domain
             ):
-                shown = sorted(str(d).lower() if isinstance(d, bool) else d for d in domain)
+                shown = sorted(
+                    str(d).lower() if isinstance(d, bool) else d for d in domain
+                )
                 hint = did_you_mean(str(item), [str(s) for s in shown])
                 if isinstance(item, str) and item.lower() in ("yes", "no", "on", "off"):
                     hint = "write true or false (YAML 1.1 'yes'/'no' are strings here)"
@@ -271,7 +309,10 @@ class _Checker:
                     "effective_until must be later than effective_from",
                 )
             from_role = then.get("from")
-            if from_role is not None and from_role not in (FROM_MESSAGE_ROLE, FROM_REPLY_ROLE):
+            if from_role is not None and from_role not in (
+                FROM_MESSAGE_ROLE,
+                FROM_REPLY_ROLE,
+            ):
                 self.known("rules", (*here, "then", "from"), "role", from_role, roles)
             rule = Rule(
                 ref=self.ref("rules", here, ident),
@@ -289,7 +330,10 @@ class _Checker:
         return tuple(rules)
 
     def carriage(
-        self, rules: tuple[Rule, ...], roles: dict[str, Role], types: dict[str, MessageType]
+        self,
+        rules: tuple[Rule, ...],
+        roles: dict[str, Role],
+        types: dict[str, MessageType],
     ) -> None:
         """A send may only leave from a role that carries the message's category."""
         from .space import matching_types
@@ -297,41 +341,45 @@ class _Checker:
         for rule in rules:
             if rule.outcome is not Outcome.SEND or rule.from_role is None:
                 continue
+            refused: dict[tuple[str, str], list[str]] = {}
+            not_replies: list[str] = []
             for mtype in matching_types(rule.conditions, types):
                 role = _resolve_static_role(rule.from_role, mtype)
                 if role is None:
                     if rule.from_role == FROM_REPLY_ROLE and not mtype.is_reply:
-                        self.fail(
-                            "rules",
-                            (rule.index, "then", "from"),
-                            f"rule {rule.id!r} sends {mtype.name!r} from reply_role, but "
-                            f"{mtype.name!r} does not answer an inbound message",
-                            "add a condition on message.category or message.type",
-                        )
+                        not_replies.append(mtype.name)
                     continue
-                if role not in roles:
+                if role not in roles or mtype.category in roles[role].carries:
                     continue
-                if mtype.category in roles[role].carries:
+                if mtype.role in roles[role].stands_in_for and _requires_absent(
+                    rule, mtype.role
+                ):
                     continue
-                stands_in = [
-                    stood for stood in roles[role].stands_in_for
-                    if mtype.role == stood and _requires_absent(rule, stood)
-                ]
-                if stands_in:
-                    continue
+                refused.setdefault((role, mtype.category), []).append(mtype.name)
+            where = (rule.index, "then", "from")
+            if not_replies:
+                self.fail(
+                    "rules",
+                    where,
+                    f"rule {rule.id!r} sends {', '.join(not_replies)} from reply_role, but "
+                    "they do not answer an inbound message",
+                    "add a condition on message.category or message.type",
+                )
+            for (role, category), names in refused.items():
                 hint = None
-                if mtype.category == "otp":
+                if category == "otp":
                     hint = "OTP codes leave only from the platform's global number"
-                elif mtype.role in roles[role].stands_in_for:
+                elif roles[role].stands_in_for:
+                    stood = ", ".join(sorted(roles[role].stands_in_for))
                     hint = (
-                        f"{role!r} may stand in for {mtype.role!r} only when the rule "
-                        f"requires number.{mtype.role}: absent"
+                        f"{role!r} may stand in for {stood} only when the rule requires "
+                        f"that number to be absent, e.g. number.{sorted(roles[role].stands_in_for)[0]}: absent"
                     )
                 self.fail(
                     "rules",
-                    (rule.index, "then", "from"),
-                    f"rule {rule.id!r} would send {mtype.name!r} (category "
-                    f"{mtype.category!r}) from the {role!r} number, which does not carry it",
+                    where,
+                    f"rule {rule.id!r} would send {', '.join(names)} (category {category!r}) "
+                    f"from the {role!r} number, which does not carry it",
                     hint,
                 )
 
@@ -340,17 +388,27 @@ class _Checker:
     def quiet_hours(self, categories: dict[str, Category]) -> QuietHours:
         raw = self.sources.data("quiet_hours")
         for i, category in enumerate(raw["exempt_categories"]):
-            self.known("quiet_hours", ("exempt_categories", i), "category", category, categories)
+            self.known(
+                "quiet_hours",
+                ("exempt_categories", i),
+                "category",
+                category,
+                categories,
+            )
         default = self.jurisdiction(("default",), "default", raw["default"])
         jurisdictions = {
             code: self.jurisdiction(("jurisdictions", code), code, value)
             for code, value in raw["jurisdictions"].items()
         }
         if raw["unknown_jurisdiction"] == "strictest":
-            unknown = strictest("Strictest of all listed", [default, *jurisdictions.values()])
+            unknown = strictest(
+                "Strictest of all listed", [default, *jurisdictions.values()]
+            )
         else:
             unknown = default
-        return QuietHours(frozenset(raw["exempt_categories"]), default, jurisdictions, unknown)
+        return QuietHours(
+            frozenset(raw["exempt_categories"]), default, jurisdictions, unknown
+        )
 
     def jurisdiction(self, path: Path, code: str, raw: dict[str, Any]) -> Jurisdiction:
         per_day: list[list[tuple[int, int, int]]] = [[] for _ in WEEKDAYS]
@@ -369,16 +427,18 @@ class _Checker:
         allowed = []
         for day, intervals in enumerate(per_day):
             intervals.sort()
-            for (s1, e1, i1), (s2, _e2, i2) in zip(intervals, intervals[1:], strict=False):
+            for (_s1, e1, i1), (s2, _e2, i2) in itertools.pairwise(intervals):
                 if s2 < e1:
                     self.fail(
                         "quiet_hours",
                         (*path, "allowed", i2),
-                        f"{code}: window overlaps window {i1 + 1} on {WEEKDAYS[day]}",
+                        f"{code}: allowed[{i2}] overlaps allowed[{i1}] on {WEEKDAYS[day]}",
                         "merge the two windows",
                     )
             allowed.append(tuple((s, e) for s, e, _ in intervals))
-        return Jurisdiction(code, raw["name"], tuple(allowed), raw.get("marketing_cap_24h"))
+        return Jurisdiction(
+            code, raw["name"], tuple(allowed), raw.get("marketing_cap_24h")
+        )
 
     # --- keywords and replies -------------------------------------------------------------
 
@@ -419,15 +479,22 @@ class _Checker:
 
     def replies(self, scopes: dict[str, Scope]) -> dict[str, dict[str, dict[str, str]]]:
         raw: dict[str, dict[str, dict[str, str]]] = self.sources.data("replies")
-        for scope in raw:
-            self.known("replies", (scope,), "scope", scope, scopes)
+        for written in raw:
+            self.known("replies", (written,), "scope", written, scopes)
         for name, scope in scopes.items():
             if name not in raw:
-                self.fail("replies", (), f"no replies for scope {name!r}", "add help, opt_out and opt_in")
+                self.fail(
+                    "replies",
+                    (),
+                    f"no replies for scope {name!r}",
+                    "add help, opt_out and opt_in",
+                )
                 continue
             for kind in KEYWORD_KINDS:
                 if kind not in raw[name]:
-                    self.fail("replies", (name,), f"scope {name!r} has no {kind!r} reply")
+                    self.fail(
+                        "replies", (name,), f"scope {name!r} has no {kind!r} reply"
+                    )
                     continue
                 for language, text in raw[name][kind].items():
                     self.reply_text((name, kind, language), scope, kind, text)
@@ -440,7 +507,8 @@ class _Checker:
                 "replies",
                 path,
                 f"unknown placeholder {{{unknown}}}",
-                did_you_mean(unknown, PLACEHOLDERS) or "use {business}, {platform} or {help_contact}",
+                did_you_mean(unknown, PLACEHOLDERS)
+                or "use {business}, {platform} or {help_contact}",
             )
         brand = "business" if scope.owner == "business" else "platform"
         if brand not in used:
@@ -460,13 +528,17 @@ class _Checker:
                     f"the {kind} reply must mention {phrase!r} (CTIA required content)",
                 )
         if kind == "help" and "help_contact" not in used:
-            self.fail("replies", path, "a help reply must say how to get help: add {help_contact}")
+            self.fail(
+                "replies",
+                path,
+                "a help reply must say how to get help: add {help_contact}",
+            )
 
     # --- invariants -----------------------------------------------------------------------
 
-    def invariants(self, domains: dict[str, frozenset[Any]], roles: dict[str, Role]) -> tuple[
-        Invariant, ...
-    ]:
+    def invariants(
+        self, domains: dict[str, frozenset[Any]], roles: dict[str, Role]
+    ) -> tuple[Invariant, ...]:
         raw = self.sources.data("invariants") or []
         decision_domains = {
             "outcome": frozenset(o.value for o in Outcome),
@@ -477,7 +549,11 @@ class _Checker:
         seen: set[str] = set()
         for index, item in enumerate(raw):
             if item["id"] in seen:
-                self.fail("invariants", (index, "id"), f"duplicate invariant id {item['id']!r}")
+                self.fail(
+                    "invariants",
+                    (index, "id"),
+                    f"duplicate invariant id {item['id']!r}",
+                )
             seen.add(item["id"])
             out.append(
                 Invariant(
@@ -487,7 +563,10 @@ class _Checker:
                         "invariants", (index, "when"), item["when"], domains
                     ),
                     forbid=self.conditions(
-                        "invariants", (index, "forbid"), item["forbid"], decision_domains
+                        "invariants",
+                        (index, "forbid"),
+                        item["forbid"],
+                        decision_domains,
                     ),
                 )
             )
@@ -529,7 +608,8 @@ def _resolve_static_role(from_role: str, mtype: MessageType) -> str | None:
 
 def _requires_absent(rule: Rule, role: str) -> bool:
     return any(
-        c.fact == f"number.{role}" and c.allowed(frozenset(s.value for s in NumberStatus))
+        c.fact == f"number.{role}"
+        and c.allowed(frozenset(s.value for s in NumberStatus))
         == {NumberStatus.ABSENT.value}
         for c in rule.conditions
     )
@@ -562,8 +642,7 @@ def build_policy(sources: Sources, content_hash: str) -> Policy:
     domains = draft.fact_domains()
     rules = checker.rules(domains, roles, types)
     invariants = checker.invariants(domains, roles)
-    if not checker.problems:
-        checker.carriage(rules, roles, types)
+    checker.carriage(rules, roles, types)
     if checker.problems:
         raise RulesError(checker.problems)
 
@@ -573,7 +652,9 @@ def build_policy(sources: Sources, content_hash: str) -> Policy:
 
     policy = replace(draft, rules=rules, invariants=invariants)
     for rule, why in unreachable_rules(policy):
-        checker.fail("rules", (rule.index, "id"), f"rule {rule.id!r} can never fire: {why}")
+        checker.fail(
+            "rules", (rule.index, "id"), f"rule {rule.id!r} can never fire: {why}"
+        )
     if checker.problems:
         raise RulesError(checker.problems)
     return policy

@@ -79,11 +79,15 @@ def load_config(path: str | Path | None = None) -> Config:
     try:
         text = file.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError([Problem(str(file), 0, 0, f"cannot read the config: {exc}")]) from None
+        raise ConfigError(
+            [Problem(str(file), 0, 0, f"cannot read the config: {exc}")]
+        ) from None
     doc, problems = _yaml.load(text, str(file))
     if doc is not None:
         if not isinstance(doc.data, dict):
-            problems.append(Problem(str(file), 1, 1, "expected a mapping with 'format: 1'"))
+            problems.append(
+                Problem(str(file), 1, 1, "expected a mapping with 'format: 1'")
+            )
         else:
             problems.extend(schema_problems(doc, _resources.schema("config")))
     if problems or doc is None:

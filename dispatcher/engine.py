@@ -12,7 +12,6 @@ or the consent of a scope, yield a rejection by the ``invalid-facts`` pseudo-rul
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import sys
 from collections.abc import Callable
@@ -36,7 +35,11 @@ from .policy import (
 
 Decide = Callable[[Facts], Decision]
 _NO_CAP = sys.maxsize
-_TYPE_FACTS = {"message.type": "name", "message.category": "category", "message.product": "product"}
+_TYPE_FACTS = {
+    "message.type": "name",
+    "message.category": "category",
+    "message.product": "product",
+}
 
 
 class Engine:
@@ -60,16 +63,17 @@ class Engine:
         steps: list[TraceStep] = []
         for rule in self.policy.rules:
             failed = self._first_failure(rule, mtype, facts)
-            steps.append(TraceStep(rule.ref, failed is None, failed or "all conditions hold"))
+            steps.append(
+                TraceStep(rule.ref, failed is None, failed or "all conditions hold")
+            )
             if failed is None:
                 decision = self.make_decision(rule, mtype, facts.reply_role)
                 if rule.until is DeferUntil.ALLOWED_TIME:
                     decision = self.with_window(facts, decision)
-                return dataclasses.replace(decision, trace=tuple(steps))
+                return decision._replace(trace=tuple(steps))
         steps.append(TraceStep(self.policy.default_ref, True, "no rule matched"))
-        return dataclasses.replace(
-            self.default_decision(mtype, facts.reply_role), trace=tuple(steps)
-        )
+        default = self.default_decision(mtype, facts.reply_role)
+        return default._replace(trace=tuple(steps))
 
     # --- shared by the compiled code and the interpreter ---------------------------------
 
@@ -106,7 +110,9 @@ class Engine:
             return mtype.scope
         return self.policy.scope_of_role(reply_role) if reply_role else None
 
-    def make_decision(self, rule: Rule, mtype: MessageType, reply_role: str | None) -> Decision:
+    def make_decision(
+        self, rule: Rule, mtype: MessageType, reply_role: str | None
+    ) -> Decision:
         role = None
         if rule.outcome is Outcome.SEND:
             role = _send_role(rule.from_role, mtype, reply_role)
@@ -145,13 +151,18 @@ class Engine:
         )
 
     def with_window(self, facts: Facts, decision: Decision) -> Decision:
+        """``decision`` with the recipient-local time the quiet hours end."""
         jurisdiction = self.policy.quiet_hours.lookup(facts.jurisdiction)
-        local = dt.datetime.combine(facts.local_date, facts.local_time.replace(second=0))
-        return dataclasses.replace(decision, not_before_local=jurisdiction.next_allowed(local))
+        local = dt.datetime.combine(
+            facts.local_date, dt.time(*divmod(facts.minute, 60))
+        )
+        return decision._replace(not_before_local=jurisdiction.next_allowed(local))
 
     # --- the interpreter --------------------------------------------------------------
 
-    def _first_failure(self, rule: Rule, mtype: MessageType, facts: Facts) -> str | None:
+    def _first_failure(
+        self, rule: Rule, mtype: MessageType, facts: Facts
+    ) -> str | None:
         if not rule.in_effect(facts.local_date):
             start = rule.effective_from.isoformat() if rule.effective_from else "-"
             end = rule.effective_until.isoformat() if rule.effective_until else "-"
@@ -189,9 +200,15 @@ def fact_value(policy: Policy, mtype: MessageType, facts: Facts, fact: str) -> A
     quiet = policy.quiet_hours
     if fact == "recipient.jurisdiction":
         code = facts.jurisdiction
-        return code if code in quiet.jurisdictions or code == "unknown" else OTHER_JURISDICTION
+        return (
+            code
+            if code in quiet.jurisdictions or code == "unknown"
+            else OTHER_JURISDICTION
+        )
     if fact == "recipient.quiet_hours":
-        return quiet.lookup(facts.jurisdiction).is_quiet(facts.local_date.weekday(), facts.minute)
+        return quiet.lookup(facts.jurisdiction).is_quiet(
+            facts.local_date.weekday(), facts.minute
+        )
     if fact == "recipient.cap_reached":
         return quiet.lookup(facts.jurisdiction).cap_reached(facts.marketing_sent_24h)
     if fact == "reply.role":
@@ -199,8 +216,12 @@ def fact_value(policy: Policy, mtype: MessageType, facts: Facts, fact: str) -> A
     raise KeyError(fact)
 
 
-def _send_role(from_role: str | None, mtype: MessageType, reply_role: str | None) -> str | None:
-    if from_role == FROM_REPLY_ROLE or (from_role == FROM_MESSAGE_ROLE and mtype.is_reply):
+def _send_role(
+    from_role: str | None, mtype: MessageType, reply_role: str | None
+) -> str | None:
+    if from_role == FROM_REPLY_ROLE or (
+        from_role == FROM_MESSAGE_ROLE and mtype.is_reply
+    ):
         return reply_role
     if from_role == FROM_MESSAGE_ROLE:
         return mtype.role
@@ -225,60 +246,91 @@ class _Compiler:
     def compile(self) -> Decide:
         policy, engine = self.policy, self.engine
         quiet = policy.quiet_hours
-        week = {code: j.allowed for code, j in quiet.jurisdictions.items()}
-        week["unknown"] = quiet.unknown.allowed
-        caps = {code: j.marketing_cap_24h or _NO_CAP for code, j in quiet.jurisdictions.items()}
+        caps = {
+            code: j.marketing_cap_24h or _NO_CAP
+            for code, j in quiet.jurisdictions.items()
+        }
         caps["unknown"] = quiet.unknown.marketing_cap_24h or _NO_CAP
         jclass = {code: code for code in quiet.jurisdictions} | {"unknown": "unknown"}
+        waits = {code: j.wait_table() for code, j in quiet.jurisdictions.items()}
+        waits["unknown"] = quiet.unknown.wait_table()
         self.names.update(
             ROLE_KEYS=policy.roles.keys(),
-            SCOPE_KEYS=policy.scopes.keys(),
-            WEEK=week,
-            DEFAULT_WEEK=quiet.default.allowed,
+            N_ROLES=len(policy.roles),
+            N_SCOPES=len(policy.scopes),
+            WAITS=waits,
+            DEFAULT_WAITS=quiet.default.wait_table(),
+            MINUTES=[dt.timedelta(minutes=m) for m in range(8 * 24 * 60)],
+            MIDNIGHT=dt.time(0, 0),
+            combine=dt.datetime.combine,
+            new_decision=tuple.__new__,
+            Decision=Decision,
+            AT=Decision._fields.index("not_before_local"),
             CAPS=caps,
             DEFAULT_CAP=quiet.default.marketing_cap_24h or _NO_CAP,
             JCLASS=jclass,
             SCOPE_OF={role: policy.scope_of_role(role) for role in policy.roles},
             invalid=engine.invalid,
-            with_window=engine.with_window,
         )
+        # Minutes to wait for the jurisdiction's next allowed minute: 0 means allowed now,
+        # -1 never. A named tuple is rebuilt directly: _replace() costs four times more.
         self.lines += [
-            "def quiet(f):",
-            "    for start, end in WEEK.get(f.jurisdiction, DEFAULT_WEEK)[f.local_date.weekday()]:",
-            "        if start <= f.minute < end:",
-            "            return False",
-            "    return True",
+            "def wait(f):",
+            "    table = WAITS.get(f.jurisdiction, DEFAULT_WAITS)",
+            "    return table[f.local_date.weekday() * 1440 + f.minute]",
+            "",
+            "def with_window(f, d):",
+            "    minutes = wait(f)",
+            "    at = None",
+            "    if minutes >= 0:",
+            "        at = combine(f.local_date, MIDNIGHT) + MINUTES[f.minute + minutes]",
+            "    return new_decision(Decision, (*d[:AT], at, *d[AT + 1 :]))",
             "",
         ]
-        table = {mtype.name: self.type_function(mtype) for mtype in policy.message_types.values()}
+        table = {
+            mtype.name: self.type_function(mtype)
+            for mtype in policy.message_types.values()
+        }
         entries = ", ".join(f"{name!r}: {fn}" for name, fn in table.items())
+        fetch_numbers = "; ".join(f"n_{role} = n[{role!r}]" for role in policy.roles)
+        fetch_consent = "; ".join(
+            f"c_{scope} = c[{scope!r}]" for scope in policy.scopes
+        )
         self.lines += [
             f"BY_TYPE = {{{entries}}}",
             "",
             "def decide(f):",
-            "    body = BY_TYPE.get(f.message_type)",
-            "    if body is None:",
-            "        return invalid(f)",
             "    n = f.numbers",
             "    c = f.consent",
             "    rr = f.reply_role",
-            "    if n.keys() != ROLE_KEYS or c.keys() != SCOPE_KEYS or (",
+            "    try:",
+            "        body = BY_TYPE[f.message_type]",
+            f"        {fetch_numbers}",
+            f"        {fetch_consent}",
+            "    except (KeyError, TypeError):",
+            "        return invalid(f)",
+            "    if len(n) != N_ROLES or len(c) != N_SCOPES or (",
             "        rr is not None and rr not in ROLE_KEYS",
             "    ):",
             "        return invalid(f)",
-            "    return body(f, n, c, rr)",
+            f"    return body(f, n, c, rr, {self.locals_list()})",
         ]
         self.source = "\n".join(self.lines)
         namespace = dict(self.names)
         # Our own generated source, built from a policy that passed every check.
-        exec(compile(self.source, f"<policy {policy.short_hash}>", "exec"), namespace)  # noqa: S102
+        exec(compile(self.source, f"<policy {policy.short_hash}>", "exec"), namespace)
         decide: Decide = namespace["decide"]
         return decide
+
+    def locals_list(self) -> str:
+        names = [f"n_{role}" for role in self.policy.roles]
+        names += [f"c_{scope}" for scope in self.policy.scopes]
+        return ", ".join(names)
 
     def type_function(self, mtype: MessageType) -> str:
         """Emit the function deciding ``mtype`` and return its name."""
         fn = f"decide_{mtype.name}"
-        self.lines.append(f"def {fn}(f, n, c, rr):")
+        self.lines.append(f"def {fn}(f, n, c, rr, {self.locals_list()}):")
         for rule in self.policy.rules:
             tests = self.rule_tests(rule, mtype)
             if tests is None:
@@ -288,18 +340,24 @@ class _Compiler:
                 self.lines += [f"    return {result}", ""]
                 return fn
             self.lines += [f"    if {' and '.join(tests)}:", f"        return {result}"]
-        default = self.per_reply(mtype, lambda rr: self.engine.default_decision(mtype, rr))
+        default = self.per_reply(
+            mtype, lambda rr: self.engine.default_decision(mtype, rr)
+        )
         self.lines += [f"    return {default}", ""]
         return fn
 
-    def per_reply(self, mtype: MessageType, make: Callable[[str | None], Decision]) -> str:
+    def per_reply(
+        self, mtype: MessageType, make: Callable[[str | None], Decision]
+    ) -> str:
         if not mtype.is_reply:
             return self.const(make(None), "D")
         table = {rr: make(rr) for rr in [*self.policy.roles, None]}
         return f"{self.const(table, 'T')}[rr]"
 
     def result(self, rule: Rule, mtype: MessageType) -> str:
-        decision = self.per_reply(mtype, lambda rr: self.engine.make_decision(rule, mtype, rr))
+        decision = self.per_reply(
+            mtype, lambda rr: self.engine.make_decision(rule, mtype, rr)
+        )
         if rule.until is DeferUntil.ALLOWED_TIME:
             return f"with_window(f, {decision})"
         return decision
@@ -325,8 +383,12 @@ class _Compiler:
 
     def test(self, cond: Condition, mtype: MessageType) -> str | bool:
         expr = self.expression(cond.fact, mtype)
-        if cond.fact in ("business.assist", "business.accelerate", "recipient.quiet_hours",
-                         "recipient.cap_reached"):
+        if cond.fact in (
+            "business.assist",
+            "business.accelerate",
+            "recipient.quiet_hours",
+            "recipient.cap_reached",
+        ):
             allowed = cond.allowed(frozenset({True, False}))
             if len(allowed) == 2:
                 return True
@@ -345,21 +407,21 @@ class _Compiler:
         if fact.startswith("business."):
             return f"f.{fact.split('.')[1]}"
         if fact == "number.message_role" and not mtype.is_reply:
-            return f"n[{mtype.role!r}]"
+            return f"n_{mtype.role}"
         if fact in ("number.message_role", "number.reply_role"):
             return "(n[rr] if rr is not None else 'absent')"
         if fact.startswith("number."):
-            return f"n[{fact.split('.', 1)[1]!r}]"
+            return f"n_{fact.split('.', 1)[1]}"
         if fact == "consent.message_scope" and not mtype.is_reply:
-            return f"c[{mtype.scope!r}]"
+            return f"c_{mtype.scope}"
         if fact == "consent.message_scope":
             return "(c[SCOPE_OF[rr]] if rr is not None else 'none')"
         if fact.startswith("consent."):
-            return f"c[{fact.split('.', 1)[1]!r}]"
+            return f"c_{fact.split('.', 1)[1]}"
         if fact == "recipient.jurisdiction":
             return f"JCLASS.get(f.jurisdiction, {OTHER_JURISDICTION!r})"
         if fact == "recipient.quiet_hours":
-            return "quiet(f)"
+            return "(wait(f) != 0)"
         if fact == "recipient.cap_reached":
             return "(f.marketing_sent_24h >= CAPS.get(f.jurisdiction, DEFAULT_CAP))"
         if fact == "reply.role":

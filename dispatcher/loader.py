@@ -52,7 +52,9 @@ class Sources:
 def rules_files(path: Path) -> list[Path]:
     """The rules files of ``path``: the file itself, or the YAML files directly inside it."""
     if path.is_dir():
-        return sorted(p for p in path.iterdir() if p.suffix in RULES_SUFFIXES and p.is_file())
+        return sorted(
+            p for p in path.iterdir() if p.suffix in RULES_SUFFIXES and p.is_file()
+        )
     return [path]
 
 
@@ -69,11 +71,20 @@ def read_sources(path: str | Path) -> Sources:
     root = Path(path)
     problems: list[Problem] = []
     if not root.exists():
-        raise RulesError([Problem(display_path(root), 0, 0, "no such file or directory")])
+        raise RulesError(
+            [Problem(display_path(root), 0, 0, "no such file or directory")]
+        )
     files = rules_files(root)
     if not files:
         raise RulesError(
-            [Problem(display_path(root), 0, 0, "no rules files (*.yaml) in this directory")]
+            [
+                Problem(
+                    display_path(root),
+                    0,
+                    0,
+                    "no rules files (*.yaml) in this directory",
+                )
+            ]
         )
 
     schema = _resources.schema("rules")
@@ -92,7 +103,12 @@ def read_sources(path: str | Path) -> Sources:
             continue
         if not isinstance(doc.data, dict):
             problems.append(
-                Problem(name, 1, 1, "expected a mapping with 'format: 1' and policy sections")
+                Problem(
+                    name,
+                    1,
+                    1,
+                    "expected a mapping with 'format: 1' and policy sections",
+                )
             )
             continue
         problems.extend(schema_problems(doc, schema))
@@ -103,9 +119,12 @@ def read_sources(path: str | Path) -> Sources:
             if section in sections:
                 first = sections[section]
                 mark = first.key_position((section,))
+                here = doc.key_position((section,))
                 problems.append(
-                    doc.problem(
-                        (section,),
+                    Problem(
+                        name,
+                        here.line,
+                        here.column,
                         f"section {section!r} is already defined in {first.file}:"
                         f"{mark.line}",
                         "each section lives in exactly one file; merge the two",
@@ -133,7 +152,9 @@ def read_sources(path: str | Path) -> Sources:
 def content_hash(sources: Sources) -> str:
     """sha256 of the policy's content: comments and formatting do not change it."""
     merged = {section: sources.data(section) for section in SECTIONS}
-    canonical = json.dumps(merged, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    canonical = json.dumps(
+        merged, sort_keys=True, separators=(",", ":"), ensure_ascii=False
+    )
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 

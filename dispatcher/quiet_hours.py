@@ -8,6 +8,7 @@ minute?" a walk over at most eight days.
 from __future__ import annotations
 
 import datetime as dt
+from array import array
 from dataclasses import dataclass
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -42,11 +43,36 @@ class Jurisdiction:
                     return day + dt.timedelta(days=offset, minutes=first)
         return None
 
+    def wait_table(self) -> array[int]:
+        """Minutes to wait for the next allowed minute, indexed by ``weekday * 1440 + minute``.
+
+        -1 where no minute of the week is allowed. Built by one backwards sweep over two
+        weeks, so that the waits at the end of Sunday see Monday's windows.
+        """
+        week = 7 * MINUTES_PER_DAY
+        allowed = array("b", [0]) * week
+        for day, intervals in enumerate(self.allowed):
+            for start, end in intervals:
+                for minute in range(start, end):
+                    allowed[day * MINUTES_PER_DAY + minute] = 1
+        table = array("i", [-1]) * week
+        wait = -1
+        for step in range(2 * week - 1, -1, -1):
+            index = step % week
+            if allowed[index]:
+                wait = 0
+            elif wait >= 0:
+                wait += 1
+            table[index] = wait
+        return table
+
     def has_quiet_minutes(self) -> bool:
         return any(self.is_quiet_somewhere(day) for day in range(7))
 
     def is_quiet_somewhere(self, weekday: int) -> bool:
-        return sum(end - start for start, end in self.allowed[weekday]) < MINUTES_PER_DAY
+        return (
+            sum(end - start for start, end in self.allowed[weekday]) < MINUTES_PER_DAY
+        )
 
     def has_allowed_minutes(self) -> bool:
         return any(self.allowed[day] for day in range(7))
@@ -67,9 +93,9 @@ class QuietHours:
         return self.jurisdictions.get(code, self.default)
 
 
-def intersect(a: tuple[tuple[int, int], ...], b: tuple[tuple[int, int], ...]) -> tuple[
-    tuple[int, int], ...
-]:
+def intersect(
+    a: tuple[tuple[int, int], ...], b: tuple[tuple[int, int], ...]
+) -> tuple[tuple[int, int], ...]:
     """The minutes allowed by both sorted, disjoint interval lists."""
     out: list[tuple[int, int]] = []
     i = j = 0
@@ -113,9 +139,15 @@ def describe(windows: WeekWindows) -> str:
             groups.append(([day], intervals))
     parts = []
     for days, intervals in groups:
-        span = WEEKDAYS[days[0]] if len(days) == 1 else f"{WEEKDAYS[days[0]]}-{WEEKDAYS[days[-1]]}"
+        span = (
+            WEEKDAYS[days[0]]
+            if len(days) == 1
+            else f"{WEEKDAYS[days[0]]}-{WEEKDAYS[days[-1]]}"
+        )
         if len(days) == 7:
             span = "every day"
-        times = ", ".join(f"{format_minute(s)}-{format_minute(e)}" for s, e in intervals)
+        times = ", ".join(
+            f"{format_minute(s)}-{format_minute(e)}" for s, e in intervals
+        )
         parts.append(f"{span} {times or 'never'}")
     return "; ".join(parts)

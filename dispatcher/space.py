@@ -30,8 +30,16 @@ from .policy import (
 Box = tuple[frozenset[Any], ...]
 _STATUSES = frozenset(s.value for s in NumberStatus)
 _CONSENT = frozenset(c.value for c in ConsentState)
-_TYPE_FACTS = {"message.type": "name", "message.category": "category", "message.product": "product"}
-_RECIPIENT_FACTS = ("recipient.jurisdiction", "recipient.quiet_hours", "recipient.cap_reached")
+_TYPE_FACTS = {
+    "message.type": "name",
+    "message.category": "category",
+    "message.product": "product",
+}
+_RECIPIENT_FACTS = (
+    "recipient.jurisdiction",
+    "recipient.quiet_hours",
+    "recipient.cap_reached",
+)
 
 
 def matching_types(
@@ -81,7 +89,7 @@ class Space:
 def build_space(policy: Policy) -> Space:
     """The dimensions of ``policy``'s fact space."""
     quiet = policy.quiet_hours
-    recipients = set()
+    recipients: set[tuple[str, bool, bool]] = set()
     for code in [*quiet.jurisdictions, OTHER_JURISDICTION, "unknown"]:
         jurisdiction = quiet.lookup("" if code == OTHER_JURISDICTION else code)
         quiet_values = set()
@@ -240,5 +248,7 @@ def unreachable_rules(policy: Policy) -> list[tuple[Rule, str]]:
             found.append((rule, "its conditions match no possible message"))
         else:
             names = ", ".join(r.id for r in policy.rules if r.id in blockers)
-            found.append((rule, f"the rules above it ({names}) decide every case it matches"))
+            found.append(
+                (rule, f"the rules above it ({names}) decide every case it matches")
+            )
     return found

@@ -5,18 +5,17 @@ from __future__ import annotations
 import datetime as dt
 import json
 import sys
-from pathlib import Path
 from typing import Any
 
 import click
-
-from ._state import EXIT_UNSOUND, State
 
 from ..decision import Decision
 from ..engine import Engine
 from ..errors import FactsError
 from ..facts import Channel, ConsentState, Facts, NumberStatus, parse_facts
 from ..policy import Outcome, Policy
+from ._state import EXIT_UNSOUND, State
+
 
 @click.command()
 @click.argument("path", required=False, type=click.Path())
@@ -46,13 +45,17 @@ def _pairs(values: tuple[str, ...], option: str) -> dict[str, str]:
     for item in values:
         key, sep, value = item.partition("=")
         if not sep or not key or not value:
-            raise click.BadParameter(f"expected NAME=VALUE, got {item!r}", param_hint=option)
+            raise click.BadParameter(
+                f"expected NAME=VALUE, got {item!r}", param_hint=option
+            )
         out[key] = value
     return out
 
 
 @click.command()
-@click.option("--rules", "rules_path", type=click.Path(), help="Rules directory or file.")
+@click.option(
+    "--rules", "rules_path", type=click.Path(), help="Rules directory or file."
+)
 @click.option(
     "--facts",
     "facts_file",
@@ -60,24 +63,49 @@ def _pairs(values: tuple[str, ...], option: str) -> dict[str, str]:
     help="A JSON document of facts (see docs/rules.md); '-' reads standard input.",
 )
 @click.option("--type", "message_type", help="Message type, for example order_status.")
-@click.option("--all-types", is_flag=True, help="Decide every message type of the policy.")
+@click.option(
+    "--all-types", is_flag=True, help="Decide every message type of the policy."
+)
 @click.option("--channel", type=click.Choice([c.value for c in Channel]))
 @click.option("--assist/--no-assist", default=None, help="Business uses Assist.")
-@click.option("--accelerate/--no-accelerate", default=None, help="Business uses Accelerate.")
-@click.option("--number", "numbers", multiple=True, metavar="ROLE=STATUS",
-              help="Status of a number: registered, pending, unregistered, absent.")
-@click.option("--consent", "consents", multiple=True, metavar="SCOPE=STATE",
-              help="Consent of a scope: opted_in, opted_out, none.")
+@click.option(
+    "--accelerate/--no-accelerate", default=None, help="Business uses Accelerate."
+)
+@click.option(
+    "--number",
+    "numbers",
+    multiple=True,
+    metavar="ROLE=STATUS",
+    help="Status of a number: registered, pending, unregistered, absent.",
+)
+@click.option(
+    "--consent",
+    "consents",
+    multiple=True,
+    metavar="SCOPE=STATE",
+    help="Consent of a scope: opted_in, opted_out, none.",
+)
 @click.option("--jurisdiction", help="Recipient's jurisdiction, for example US-FL.")
 @click.option("--date", "local_date", help="Recipient's local date, YYYY-MM-DD.")
 @click.option("--time", "local_time", help="Recipient's local time, HH:MM.")
-@click.option("--sent-24h", type=click.IntRange(min=0),
-              help="Marketing messages sent to the recipient in the last 24 hours.")
+@click.option(
+    "--sent-24h",
+    type=click.IntRange(min=0),
+    help="Marketing messages sent to the recipient in the last 24 hours.",
+)
 @click.option("--reply-role", help="Role of the number the customer wrote to.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for a program.")
 @click.pass_obj
-def explain(state: State, rules_path: str | None, facts_file: Any, message_type: str | None,
-            all_types: bool, as_json: bool, **given: Any) -> None:
+def explain(
+    state: State,
+    /,
+    rules_path: str | None,
+    facts_file: Any,
+    message_type: str | None,
+    all_types: bool,
+    as_json: bool,
+    **given: Any,
+) -> None:
     """Decide one message and show why, rule by rule.
 
     Facts come from --facts and/or the options (options win).
@@ -90,7 +118,9 @@ def explain(state: State, rules_path: str | None, facts_file: Any, message_type:
     elif raw["message"].get("type"):
         types = [raw["message"]["type"]]
     else:
-        raise click.UsageError("name a message type with --type, --facts or --all-types")
+        raise click.UsageError(
+            "name a message type with --type, --facts or --all-types"
+        )
 
     results = []
     for name in types:
@@ -107,7 +137,11 @@ def explain(state: State, rules_path: str | None, facts_file: Any, message_type:
 
     if as_json:
         payload = [
-            {"facts": f.to_mapping(), "assumed": sorted(assumed), "decision": d.to_mapping()}
+            {
+                "facts": f.to_mapping(),
+                "assumed": sorted(assumed),
+                "decision": d.to_mapping(),
+            }
             for f, d in results
         ]
         click.echo(json.dumps(payload if all_types else payload[0], indent=2))
@@ -135,10 +169,14 @@ def _facts_document(
     baseline: dict[str, dict[str, Any]] = {
         "message": {"type": None, "channel": Channel.SMS.value},
         "business": {"assist": False, "accelerate": False},
-        "numbers": {role: NumberStatus.REGISTERED.value for role in policy.roles},
-        "consent": {scope: ConsentState.NONE.value for scope in policy.scopes},
-        "recipient": {"jurisdiction": "unknown", "local_date": today, "local_time": "12:00",
-                      "marketing_sent_24h": 0},
+        "numbers": dict.fromkeys(policy.roles, NumberStatus.REGISTERED.value),
+        "consent": dict.fromkeys(policy.scopes, ConsentState.NONE.value),
+        "recipient": {
+            "jurisdiction": "unknown",
+            "local_date": today,
+            "local_time": "12:00",
+            "marketing_sent_24h": 0,
+        },
         "reply": {"role": None},
     }
     document: dict[str, Any] = {k: dict(v) for k, v in baseline.items()}
@@ -160,15 +198,21 @@ def _facts_document(
         ("recipient", "marketing_sent_24h"): given["sent_24h"],
         ("reply", "role"): given["reply_role"],
     }
-    options.update({("numbers", k): v for k, v in _pairs(given["numbers"], "--number").items()})
-    options.update({("consent", k): v for k, v in _pairs(given["consents"], "--consent").items()})
+    options.update(
+        {("numbers", k): v for k, v in _pairs(given["numbers"], "--number").items()}
+    )
+    options.update(
+        {("consent", k): v for k, v in _pairs(given["consents"], "--consent").items()}
+    )
     for (section, key), value in options.items():
         if value is not None:
             document[section][key] = value
             explicit.add(f"{section}.{key}")
-    assumed = {
-        f"{section}.{key}" for section, values in baseline.items() for key in values
-    } - explicit - {"message.type"}
+    assumed = (
+        {f"{section}.{key}" for section, values in baseline.items() for key in values}
+        - explicit
+        - {"message.type"}
+    )
     return document, assumed
 
 
@@ -191,7 +235,9 @@ def _headline(decision: Decision) -> str:
     return word
 
 
-def _print_explanation(policy: Policy, facts: Facts, decision: Decision, assumed: set[str]) -> None:
+def _print_explanation(
+    policy: Policy, facts: Facts, decision: Decision, assumed: set[str]
+) -> None:
     echo = click.echo
     echo(f"{facts.message_type}: {_headline(decision)}")
     echo(f"  reason  {decision.reason}")
@@ -210,7 +256,9 @@ def _print_explanation(policy: Policy, facts: Facts, decision: Decision, assumed
         echo(f"  {mark} {step.rule.id:<48} {step.detail}")
 
 
-def _print_table(policy: Policy, results: list[tuple[Facts, Decision]], assumed: set[str]) -> None:
+def _print_table(
+    policy: Policy, results: list[tuple[Facts, Decision]], assumed: set[str]
+) -> None:
     click.echo(f"policy {policy.short_hash} ({policy.source})")
     width = max(len(f.message_type) for f, _ in results)
     for facts, decision in results:
@@ -220,4 +268,3 @@ def _print_table(policy: Policy, results: list[tuple[Facts, Decision]], assumed:
         )
     if assumed:
         click.echo("assumed: " + ", ".join(sorted(assumed)))
-
