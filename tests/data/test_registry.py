@@ -297,3 +297,17 @@ def test_database_enforces_the_number_rules(
         with transaction(db.engine) as session:
             session.execute(text(statement))
     assert caught.value.field == field
+
+
+def test_second_number_flow_is_not_replayed_with_another_number(
+    db: Database, policy: Policy
+) -> None:
+    with transaction(db.engine) as session:
+        bid = business_with_number(session, policy)
+        numbers.migrate_second_number(session, policy, bid, TRANSACTIONAL, actor="t")
+        numbers.retire_number(session, policy, TRANSACTIONAL, actor="t")
+    with pytest.raises(ConstraintViolation) as caught:  # noqa: SIM117
+        with transaction(db.engine) as session:
+            numbers.migrate_second_number(session, policy, bid, phone(9), actor="t")
+    assert caught.value.field == "business"
+    assert "went through the second-number flow already" in str(caught.value)
