@@ -21,6 +21,7 @@ setup: $(STAMP)
 
 # The main job on the embedded default: the example rules, checked and put to work.
 run: setup
+	$(BIN)/dispatcher db upgrade
 	$(BIN)/dispatcher validate rules
 	$(BIN)/dispatcher explain --all-types --assist --accelerate --consent marketing=opted_in \
 		--jurisdiction US-TX --date 2026-12-05 --time 14:00 --reply-role transactional

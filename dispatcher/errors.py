@@ -106,3 +106,29 @@ class FactsError(InputError):
     def __init__(self, problems: Iterable[str]) -> None:
         self.problems = tuple(problems)
         super().__init__("invalid facts: " + "; ".join(self.problems))
+
+
+class FieldError(InputError):
+    """One field of a request to the data layer is wrong; nothing was written.
+
+    ``field`` names it (``"phone"``, ``"business"``, ``"source"``); ``reason`` says why and
+    what was expected. The message never holds a full phone number.
+    """
+
+    def __init__(self, field: str, reason: str) -> None:
+        self.field = field
+        self.reason = reason
+        super().__init__(f"{field}: {reason}")
+
+
+class NotFound(FieldError):
+    """The field names a business, number or record that does not exist."""
+
+
+class ConstraintViolation(FieldError):
+    """The request would break a rule of the data layer (for example a second
+    transactional number for one business), whether code or the database caught it."""
+
+
+class StoreError(DispatcherError):
+    """The database cannot be reached or is not at the schema this code expects."""

@@ -1,0 +1,251 @@
+"""The database: engines, transactions, migrations and the dialect details.
+
+SQLite is the embedded default, a file under the data directory; PostgreSQL (psycopg 3)
+is the choice at scale. Everything else in the data layer is written once for both::
+
+    engine = open_engine("sqlite:///.dispatcher/dispatcher.sqlite3")
+    upgrade(engine)
+    with transaction(engine) as session:
+        ...
+
+On SQLite every connection runs in WAL mode with foreign keys on and a busy timeout,
+and a write transaction starts with ``BEGIN IMMEDIATE``: it takes the write lock before
+its first read, so two writers queue instead of failing half-way with "database is
+locked".
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, event, exc, text
+from sqlalchemy.engine import Connection, make_url
+from sqlmodel import Session
+
+from . import tables
+from .errors import ConstraintViolation, StoreError
+
+BUSY_TIMEOUT_MS = 5000
+_SQLITE_BEGIN = "dispatcher_sqlite_begin"
+
+
+def normalise_url(url: str) -> str:
+    """Point bare PostgreSQL URLs at psycopg 3, the one driver the dispatcher ships."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def open_engine(url: str, **options: Any) -> Engine:
+    """An engine for ``url``; for a SQLite file, its directory is created.
+
+    Raises :class:`~dispatcher.errors.StoreError` for a URL of another database.
+    """
+    url = normalise_url(url)
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, **options)
+        _configure_sqlite(engine)
+        return engine
+    if backend == "postgresql":
+        return create_engine(url, pool_pre_ping=True, **options)
+    raise StoreError(
+        f"database_url: {backend!r} is not supported; use sqlite:///PATH or "
+        "postgresql+psycopg://USER@HOST:PORT/DBNAME"
+    )
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy's "begin" event, not the driver, start transactions.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        mode = connection.get_execution_options().get(_SQLITE_BEGIN, "DEFERRED")
+        connection.exec_driver_sql(f"BEGIN {mode}")
+
+
+@contextmanager
+def transaction(engine: Engine, *, write: bool = True) -> Iterator[Session]:
+    """A session in one transaction: committed when the block ends, rolled back when it
+    raises, so a refused request leaves nothing half-written.
+
+    Integrity errors the database raises are turned into
+    :class:`~dispatcher.errors.ConstraintViolation` naming the field.
+    """
+    bind = engine.execution_options(
+        **{_SQLITE_BEGIN: "IMMEDIATE" if write else "DEFERRED"}
+    )
+    session = Session(bind=bind, expire_on_commit=False)
+    try:
+        yield session
+        session.commit()
+    except exc.IntegrityError as error:
+        session.rollback()
+        raise constraint_violation(error) from None
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+# What each named rule means to the person whose request broke it. SQLite reports the
+# columns of a unique index, PostgreSQL its name: both are listed.
+_VIOLATIONS: tuple[tuple[tuple[str, ...], str, str], ...] = (
+    (
+        (tables.UQ_BUSINESS_ROLE, "numbers.business_id, numbers.role"),
+        "role",
+        "the business already has an active number in this role (one number per role "
+        "per business); retire it first, or use `dispatcher numbers migrate`",
+    ),
+    (
+        (tables.UQ_PLATFORM_ROLE, "numbers.role"),
+        "role",
+        "the platform already has its number in this role (exactly one global number)",
+    ),
+    (
+        (tables.UQ_ACTIVE_NUMBER, "numbers.e164"),
+        "number",
+        "already in use by an active number (a number belongs to one business and one "
+        "role)",
+    ),
+    (
+        (tables.UQ_BUSINESS_NAME, "businesses.name"),
+        "name",
+        "a business with this name already exists",
+    ),
+    (
+        (tables.UQ_SECOND_NUMBER, "number_changes.business_id"),
+        "business",
+        "the second-number change is already recorded for this business",
+    ),
+    (
+        ("append-only",),
+        "ledger",
+        "records are append-only: they cannot be updated or deleted",
+    ),
+    (
+        ("FOREIGN KEY", "foreign key"),
+        "reference",
+        "refers to a row that does not exist",
+    ),
+)
+
+
+def constraint_violation(error: exc.DBAPIError) -> ConstraintViolation:
+    """The :class:`ConstraintViolation` for a database integrity error.
+
+    The driver's message is not passed on: it may quote the values of the row.
+    """
+    orig = error.orig
+    diag = getattr(orig, "diag", None)
+    names = [str(getattr(diag, "constraint_name", "") or ""), str(orig)]
+    for keys, field, reason in _VIOLATIONS:
+        if any(key and key in name for key in keys for name in names):
+            return ConstraintViolation(field, reason)
+    check = re.search(r"ck_(\w+)", " ".join(names))
+    if check:
+        return ConstraintViolation(check.group(1), "refused by a check of the database")
+    return ConstraintViolation("row", "refused by a constraint of the database")
+
+
+# -- migrations ------------------------------------------------------------------------
+
+
+def _alembic_config(connection: Connection | None = None) -> AlembicConfig:
+    config = AlembicConfig()
+    location = resources.files("dispatcher") / "migrations"
+    config.set_main_option("script_location", str(location))
+    config.attributes["connection"] = connection
+    return config
+
+
+def revisions() -> list[str]:
+    """Every revision, oldest first."""
+    script = ScriptDirectory.from_config(_alembic_config())
+    return [rev.revision for rev in reversed(list(script.walk_revisions()))]
+
+
+def head_revision() -> str:
+    head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
+    if head is None:
+        raise StoreError("no migrations are installed with the dispatcher")
+    return head
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The revision the database is at; ``None`` for an empty database."""
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def upgrade(engine: Engine, revision: str = "head") -> str | None:
+    """Apply the migrations up to ``revision``; return the revision the database is at.
+
+    Safe to run again: a database at ``revision`` is left as it is.
+    """
+    with engine.begin() as connection:
+        command.upgrade(_alembic_config(connection), revision)
+    return current_revision(engine)
+
+
+def require_current(engine: Engine) -> None:
+    """Raise :class:`~dispatcher.errors.StoreError` unless the schema is at the head."""
+    try:
+        current = current_revision(engine)
+    except exc.OperationalError as error:
+        raise StoreError(
+            f"cannot reach the database: {type(error.orig).__name__}"
+        ) from None
+    if current != head_revision():
+        raise StoreError(
+            f"the database schema is at {current or 'nothing'}, this dispatcher needs "
+            f"{head_revision()}: run `dispatcher db upgrade`"
+        )
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def lock(session: Session, key: str) -> None:
+    """Serialise writers of ``key`` until the transaction ends.
+
+    PostgreSQL takes a transaction-scoped advisory lock; SQLite needs nothing more,
+    since a write transaction already holds the database's one write lock.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(
+            text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
+            {"key": key},
+        )
+
+
+def downgrade(engine: Engine, revision: str) -> str | None:
+    """Undo migrations down to ``revision`` (``"base"``: an empty database)."""
+    with engine.begin() as connection:
+        command.downgrade(_alembic_config(connection), revision)
+    return current_revision(engine)

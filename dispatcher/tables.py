@@ -1,0 +1,292 @@
+"""The database tables, as SQLModel classes.
+
+These classes are the storage shape only: the modules that own each noun
+(:mod:`~dispatcher.businesses`, :mod:`~dispatcher.numbers`,
+:mod:`~dispatcher.consent`) turn rows into typed values and are the only writers.
+Schema changes go through an Alembic revision in ``dispatcher/migrations/versions``;
+a test checks that the migrated schema matches these classes.
+
+What the database itself enforces, so that no code path and no hand-written SQL can
+break it:
+
+* ``numbers``: an active number's E.164 is unique; a business has at most one active
+  number per role (so one transactional and one marketing number); the platform has at
+  most one active number per platform role (one global number). Partial unique
+  indexes, on SQLite and PostgreSQL alike.
+* ``consent_events`` and ``number_changes`` are append-only: triggers refuse UPDATE and
+  DELETE (created by the migration, per dialect).
+* ``consent_states`` holds one row per (business, phone, scope), with the platform's
+  scopes under a NULL business.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Column,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    text,
+)
+from sqlmodel import Field, SQLModel
+
+from .errors import InternalError
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+SQLModel.metadata = MetaData(naming_convention=NAMING)
+
+# Names the database may report when a rule is broken; :mod:`dispatcher.store` turns
+# them into a message naming the field.
+UQ_BUSINESS_NAME = "uq_businesses_name"
+UQ_ACTIVE_NUMBER = "uq_numbers_active_e164"
+UQ_BUSINESS_ROLE = "uq_numbers_business_role"
+UQ_PLATFORM_ROLE = "uq_numbers_platform_role"
+UQ_SECOND_NUMBER = "uq_number_changes_second_number"
+UQ_STATE_BUSINESS = "uq_consent_states_business"
+UQ_STATE_PLATFORM = "uq_consent_states_platform"
+
+ACTIVE = "retired_at IS NULL"
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """An aware UTC datetime on every dialect.
+
+    PostgreSQL stores ``timestamptz``; SQLite stores the UTC wall time. Writing a naive
+    datetime is a bug and raises :class:`~dispatcher.errors.InternalError`.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(
+        self, value: dt.datetime | None, dialect: Dialect
+    ) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise InternalError("naive datetime written to the database")
+        utc = value.astimezone(dt.UTC)
+        return utc.replace(tzinfo=None) if dialect.name == "sqlite" else utc
+
+    def process_result_value(
+        self, value: dt.datetime | None, dialect: Dialect
+    ) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=dt.UTC)
+        return value.astimezone(dt.UTC)
+
+
+def _when(nullable: bool = False) -> Any:
+    return Field(sa_column=Column(UTCDateTime(), nullable=nullable))
+
+
+def _big_id(**options: Any) -> Any:
+    # SQLite autoincrements only an INTEGER PRIMARY KEY; PostgreSQL gets 64 bits.
+    return Field(
+        sa_column=Column(BigInteger().with_variant(Integer(), "sqlite"), **options)
+    )
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+NUMBER_KINDS = ("long_code", "toll_free", "short_code")
+REGISTRATION_STATUSES = ("registered", "pending", "unregistered")
+CONSENT_ACTIONS = ("opt_in", "opt_out", "re_opt_in")
+CONSENT_SOURCES = ("web_form", "keyword", "agent", "provider_error_21610", "import")
+CONSENT_STATES = ("opted_in", "opted_out")
+
+
+class Business(SQLModel, table=True):
+    __tablename__ = "businesses"
+    __table_args__ = (Index(UQ_BUSINESS_NAME, "name", unique=True),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(sa_type=String(200))
+    assist: bool = False
+    accelerate: bool = False
+    created_at: dt.datetime = _when()
+    updated_at: dt.datetime = _when()
+
+
+class BusinessStore(SQLModel, table=True):
+    __tablename__ = "stores"
+    __table_args__ = (
+        Index("uq_stores_business_name", "business_id", "name", unique=True),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    business_id: int = Field(foreign_key="businesses.id", ondelete="RESTRICT")
+    name: str = Field(sa_type=String(200))
+    created_at: dt.datetime = _when()
+
+
+class Number(SQLModel, table=True):
+    """A sending number. ``business_id`` is NULL for the platform's own numbers."""
+
+    __tablename__ = "numbers"
+    __table_args__ = (
+        CheckConstraint(_in("kind", NUMBER_KINDS), name="kind"),
+        CheckConstraint(_in("status", REGISTRATION_STATUSES), name="status"),
+        CheckConstraint("segments_per_second > 0", name="throughput"),
+        Index(
+            UQ_ACTIVE_NUMBER,
+            "e164",
+            unique=True,
+            sqlite_where=text(ACTIVE),
+            postgresql_where=text(ACTIVE),
+        ),
+        Index(
+            UQ_BUSINESS_ROLE,
+            "business_id",
+            "role",
+            unique=True,
+            sqlite_where=text(f"{ACTIVE} AND business_id IS NOT NULL"),
+            postgresql_where=text(f"{ACTIVE} AND business_id IS NOT NULL"),
+        ),
+        Index(
+            UQ_PLATFORM_ROLE,
+            "role",
+            unique=True,
+            sqlite_where=text(f"{ACTIVE} AND business_id IS NULL"),
+            postgresql_where=text(f"{ACTIVE} AND business_id IS NULL"),
+        ),
+        Index("ix_numbers_business_id", "business_id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    e164: str = Field(sa_type=String(16))
+    business_id: int | None = Field(
+        default=None, foreign_key="businesses.id", ondelete="RESTRICT"
+    )
+    role: str = Field(sa_type=String(64))
+    kind: str = Field(sa_type=String(16))
+    status: str = Field(sa_type=String(16))
+    segments_per_second: float
+    added_by: str = Field(sa_type=String(200))
+    created_at: dt.datetime = _when()
+    updated_at: dt.datetime = _when()
+    retired_at: dt.datetime | None = _when(nullable=True)
+
+
+class NumberChange(SQLModel, table=True):
+    """Append-only record of a change to a business's numbers: who, when, before, after.
+
+    ``before`` and ``after`` are JSON documents listing the business's active numbers
+    (id, role, E.164). At most one ``second_number`` change per business: the flow is
+    recorded once and replaying it is a no-op.
+    """
+
+    __tablename__ = "number_changes"
+    __table_args__ = (
+        Index(
+            UQ_SECOND_NUMBER,
+            "business_id",
+            unique=True,
+            sqlite_where=text("action = 'second_number'"),
+            postgresql_where=text("action = 'second_number'"),
+        ),
+        Index("ix_number_changes_business_id", "business_id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    business_id: int | None = Field(
+        default=None, foreign_key="businesses.id", ondelete="RESTRICT"
+    )
+    action: str = Field(sa_type=String(32))
+    actor: str = Field(sa_type=String(200))
+    at: dt.datetime = _when()
+    before: str = Field(sa_type=Text)
+    after: str = Field(sa_type=Text)
+
+
+class ConsentEvent(SQLModel, table=True):
+    """One append-only ledger record; ``business_id`` is NULL for platform scopes."""
+
+    __tablename__ = "consent_events"
+    __table_args__ = (
+        CheckConstraint(_in("action", CONSENT_ACTIONS), name="action"),
+        CheckConstraint(_in("source", CONSENT_SOURCES), name="source"),
+        CheckConstraint(
+            "action = 'opt_out' OR (consent_text IS NOT NULL "
+            "AND consent_text_version IS NOT NULL)",
+            name="opt_in_evidence",
+        ),
+        CheckConstraint(
+            "source <> 'keyword' OR source_ref IS NOT NULL", name="keyword_message"
+        ),
+        Index("ix_consent_events_phone_business", "phone", "business_id"),
+    )
+
+    id: int | None = _big_id(primary_key=True)
+    business_id: int | None = Field(
+        default=None, foreign_key="businesses.id", ondelete="RESTRICT"
+    )
+    phone: str = Field(sa_type=String(16))
+    scope: str = Field(sa_type=String(64))
+    action: str = Field(sa_type=String(16))
+    at: dt.datetime = _when()
+    source: str = Field(sa_type=String(32))
+    source_ref: str | None = Field(default=None, sa_type=Text)
+    number_id: int | None = Field(
+        default=None, foreign_key="numbers.id", ondelete="RESTRICT"
+    )
+    consent_text: str | None = Field(default=None, sa_type=Text)
+    consent_text_version: str | None = Field(default=None, sa_type=String(64))
+    recorded_by: str = Field(sa_type=String(200))
+
+
+class ConsentStateRow(SQLModel, table=True):
+    """The current state per (business, phone, scope), written with its ledger row."""
+
+    __tablename__ = "consent_states"
+    __table_args__ = (
+        CheckConstraint(_in("state", CONSENT_STATES), name="state"),
+        # Not partial: NULLs are distinct, so platform rows pass through this one, and
+        # the lookup by phone uses it for the business's and the platform's rows alike.
+        Index(UQ_STATE_BUSINESS, "phone", "business_id", "scope", unique=True),
+        Index(
+            UQ_STATE_PLATFORM,
+            "phone",
+            "scope",
+            unique=True,
+            sqlite_where=text("business_id IS NULL"),
+            postgresql_where=text("business_id IS NULL"),
+        ),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    business_id: int | None = Field(
+        default=None, foreign_key="businesses.id", ondelete="RESTRICT"
+    )
+    phone: str = Field(sa_type=String(16))
+    scope: str = Field(sa_type=String(64))
+    state: str = Field(sa_type=String(16))
+    event_id: int = Field(
+        sa_column=Column(
+            BigInteger().with_variant(Integer(), "sqlite"),
+            ForeignKey("consent_events.id", ondelete="RESTRICT"),
+            nullable=False,
+        )
+    )
+    event_at: dt.datetime = _when()
