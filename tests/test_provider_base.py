@@ -188,7 +188,10 @@ def test_missing_secret_names_the_variable_and_the_setting() -> None:
 
 def test_twilio_from_config() -> None:
     provider = from_config(
-        _twilio_config(), environ={"MY_SID": "AC1", "MY_TOKEN": "t0k3n"}
+        _twilio_config(),
+        environ={"MY_SID": "AC1", "MY_TOKEN": "t0k3n"},
+        api_base_url="http://127.0.0.1:9",
+        timeout=0.5,
     )
     assert provider.name == "twilio"
     assert "t0k3n" not in repr(provider)

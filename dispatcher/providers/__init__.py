@@ -57,8 +57,13 @@ def from_config(
     *,
     hook: StatusHook | None = None,
     environ: Mapping[str, str] | None = None,
+    api_base_url: str | None = None,
+    timeout: float | None = None,
 ) -> Provider:
     """The provider the config names. ``hook`` receives the simulator's statuses.
+
+    ``api_base_url`` sends the Twilio client's requests elsewhere than Twilio (the fake API
+    in tests); ``timeout`` is its per-request timeout in seconds (default 10).
 
     Raises :class:`~dispatcher.errors.MissingSecret` when a Twilio secret is not set.
     """
@@ -66,12 +71,16 @@ def from_config(
         return SimulatorProvider(hook)
     if config.provider == "twilio":
         from .credentials import TwilioCredentials
-        from .twilio_provider import TwilioProvider
+        from .twilio_provider import DEFAULT_TIMEOUT, TwilioProvider
 
         credentials = TwilioCredentials.from_settings(
             config.twilio, os.environ if environ is None else environ
         )
-        return TwilioProvider(credentials)
+        return TwilioProvider(
+            credentials,
+            base_url=api_base_url,
+            timeout=DEFAULT_TIMEOUT if timeout is None else timeout,
+        )
     raise InputError(
         f"provider.kind: expected simulator or twilio, got {config.provider!r}"
     )
