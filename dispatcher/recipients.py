@@ -230,30 +230,36 @@ def decide_strictest(
     zones = location.zones or fallback_zones
     if not zones:
         raise InputError("fallback_zones: expected at least one zone")
-    now = now.astimezone(dt.UTC)
-    best: StrictestDecision | None = None
-    best_key: tuple[int, dt.datetime] = (-1, _NEVER)
     for zone in zones:
         _zone_info(zone)
-        candidate = Candidate(location.jurisdiction, zone, now, *local_clock(now, zone))
-        decision = engine.decide(facts_for(candidate))
-        not_before = None
-        if decision.outcome is Outcome.DEFER and decision.not_before_local is not None:
-            not_before = to_utc(decision.not_before_local, zone)
-        key = _restrictiveness(decision, not_before)
-        if best is None or key > best_key:
-            best, best_key = StrictestDecision(decision, candidate, not_before), key
-    if best is None:  # pragma: no cover - zones is not empty
-        raise InputError("no candidate zone")
-    return best
+    now = now.astimezone(dt.UTC)
+    answers = [
+        _decide_in(
+            engine,
+            facts_for,
+            Candidate(location.jurisdiction, zone, now, *local_clock(now, zone)),
+        )
+        for zone in zones
+    ]
+    # max() keeps the first of equals: ties go to the earlier zone.
+    return max(answers, key=_restrictiveness)
 
 
-def _restrictiveness(
-    decision: Decision, not_before: dt.datetime | None
-) -> tuple[int, dt.datetime]:
-    if decision.outcome is not Outcome.DEFER:
-        return (_SEVERITY[decision.outcome], _NEVER)
-    return (_SEVERITY[Outcome.DEFER], not_before or _NEVER)
+def _decide_in(
+    engine: Engine, facts_for: FactsFor, candidate: Candidate
+) -> StrictestDecision:
+    decision = engine.decide(facts_for(candidate))
+    local = decision.not_before_local
+    if decision.outcome is Outcome.DEFER and local is not None:
+        return StrictestDecision(decision, candidate, to_utc(local, candidate.zone))
+    return StrictestDecision(decision, candidate, None)
+
+
+def _restrictiveness(answer: StrictestDecision) -> tuple[int, dt.datetime]:
+    outcome = answer.decision.outcome
+    if outcome is not Outcome.DEFER:
+        return (_SEVERITY[outcome], _NEVER)
+    return (_SEVERITY[outcome], answer.not_before or _NEVER)
 
 
 def to_utc(local: dt.datetime, zone: str) -> dt.datetime:

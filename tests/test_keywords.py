@@ -62,6 +62,9 @@ def classifier(policy: Policy) -> ReplyClassifier:
         ("pls unsubscibe me", Match(REVOKE, "unsubscribe", "en", SLIP)),
         ("cancle", Match(REVOKE, "cancel", "en", SLIP)),
         ("quitt", Match(REVOKE, "quit", "en", SLIP)),
+        ("revokd", Match(REVOKE, "revoke", "en", SLIP)),
+        # the policy lists "end": as a word, it revokes wherever it stands
+        ("see you at the end of the day", Match(REVOKE, "end", "en", PHRASE)),
         # ordinary chat, including words close to a revocation word
         ("Is my order ready?", None),
         ("see you this weekend", None),
@@ -74,6 +77,7 @@ def classifier(policy: Policy) -> ReplyClassifier:
         ("leave it on the stoop", None),
         ("my aunt beat cancer", None),
         ("pasta tonight", None),
+        ("I canceled my order", None),  # two edits from "cancel"
         ("start please", None),  # opt-in counts only as the whole reply
         ("help me find my order", None),  # so does help
         ("", None),

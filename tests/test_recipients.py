@@ -268,3 +268,11 @@ def test_strictest_is_never_less_restrictive_than_any_candidate(
             assert result.not_before is None or (
                 not_before is not None and result.not_before >= not_before
             )
+
+
+def test_an_unknown_candidate_zone_is_refused(policy: Policy, engine: Engine) -> None:
+    now = dt.datetime(2026, 12, 3, 15, 0, tzinfo=dt.UTC)
+    with pytest.raises(InputError, match="zone: 'Mars/Olympus' is not an IANA"):
+        decide_strictest(
+            engine, _promotion(policy), Location("US-TX", ("Mars/Olympus",)), now
+        )
