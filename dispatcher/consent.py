@@ -19,6 +19,7 @@ import datetime as dt
 from dataclasses import dataclass
 from enum import StrEnum
 
+from sqlalchemy import bindparam
 from sqlmodel import Session, col, or_, select
 
 from . import tables
@@ -152,7 +153,12 @@ def record(
     if source is None:
         kind = "an opt-in" if opt_in else "an opt-out"
         raise FieldError("source", f"{kind} needs its source (one of {SOURCES})")
-    source = ConsentSource(source)
+    try:
+        source = ConsentSource(source)
+    except ValueError:
+        raise FieldError(
+            "source", f"unknown source; expected one of {SOURCES}"
+        ) from None
     if opt_in:
         if source is ConsentSource.PROVIDER_ERROR_21610:
             raise FieldError("source", "provider error 21610 records an opt-out only")
@@ -238,17 +244,27 @@ def current_state(
     return ConsentState.NONE if row is None else ConsentState(row.state)
 
 
+# Built once: the send pipeline runs it for every message.
+_STATES = select(
+    col(tables.ConsentStateRow.scope),
+    col(tables.ConsentStateRow.state),
+    col(tables.ConsentStateRow.business_id),
+).where(
+    col(tables.ConsentStateRow.phone) == bindparam("phone"),
+    or_(
+        col(tables.ConsentStateRow.business_id) == bindparam("business_id"),
+        col(tables.ConsentStateRow.business_id).is_(None),
+    ),
+)
+
+
 def states(
     session: Session, policy: Policy, phone: Phone, business_id: int
 ) -> dict[str, ConsentState]:
     """Every scope of the policy for ``phone`` as ``business_id`` sees it: its own
     business scopes and the platform scopes. One indexed read."""
-    row = tables.ConsentStateRow
-    found = session.exec(
-        select(row.scope, row.state, row.business_id).where(
-            row.phone == phone.e164,
-            or_(col(row.business_id) == business_id, col(row.business_id).is_(None)),
-        )
+    found = session.execute(
+        _STATES, {"phone": phone.e164, "business_id": business_id}
     ).all()
     result = dict.fromkeys(policy.scopes, ConsentState.NONE)
     for scope, state, owner in found:

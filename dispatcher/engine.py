@@ -347,16 +347,23 @@ class _Compiler:
         return fn
 
     def per_reply(
-        self, mtype: MessageType, make: Callable[[str | None], Decision]
+        self,
+        mtype: MessageType,
+        make: Callable[[str | None], Decision],
+        *,
+        dynamic: bool = False,
     ) -> str:
-        if not mtype.is_reply:
+        """A prebuilt decision, or a table by replied-to role when it depends on it."""
+        if not (mtype.is_reply or dynamic):
             return self.const(make(None), "D")
         table = {rr: make(rr) for rr in [*self.policy.roles, None]}
         return f"{self.const(table, 'T')}[rr]"
 
     def result(self, rule: Rule, mtype: MessageType) -> str:
         decision = self.per_reply(
-            mtype, lambda rr: self.engine.make_decision(rule, mtype, rr)
+            mtype,
+            lambda rr: self.engine.make_decision(rule, mtype, rr),
+            dynamic=rule.from_role == FROM_REPLY_ROLE,
         )
         if rule.until is DeferUntil.ALLOWED_TIME:
             return f"with_window(f, {decision})"

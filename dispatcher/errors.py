@@ -30,6 +30,10 @@ class ProviderError(DispatcherError):
     """A provider (Twilio, the simulator) failed or answered with an error."""
 
 
+class MissingDependencyError(DispatcherError):
+    """An optional package a feature needs is missing; the message says how to add it."""
+
+
 @dataclass(frozen=True, slots=True)
 class Problem:
     """One positioned problem in an input file.
@@ -87,6 +91,12 @@ class ConfigError(ProblemsError):
     kind = "config"
 
 
+class CasesError(ProblemsError):
+    """A rule-test case file (``rules/tests/*.yaml``) is invalid."""
+
+    kind = "rule tests"
+
+
 class FactsError(InputError):
     """A set of facts handed to the engine is missing a fact or has a malformed one.
 
@@ -122,3 +132,52 @@ class ConstraintViolation(FieldError):
 
 class StoreError(DispatcherError):
     """The database cannot be reached or is not at the schema this code expects."""
+
+
+class InvalidSendRequest(InputError):
+    """A send request handed to a provider is malformed; ``problems`` lists every fault.
+
+    Each problem names the field and says what was expected; phone numbers are masked.
+    """
+
+    def __init__(self, problems: Iterable[str]) -> None:
+        self.problems = tuple(problems)
+        super().__init__("invalid send request: " + "; ".join(self.problems))
+
+
+class InvalidStatusCallback(InputError):
+    """A status callback's form fields are missing a field or carry a malformed one."""
+
+
+class MissingSecret(InputError):
+    """An environment variable that the config names for a secret is unset or empty."""
+
+    def __init__(self, variable: str, setting: str) -> None:
+        self.variable = variable
+        self.setting = setting
+        super().__init__(
+            f"environment variable {variable} is not set; the config names it in "
+            f"{setting}: export it, or point {setting} at the variable that holds it"
+        )
+
+
+class ProviderUnavailable(ProviderError):
+    """A provider call other than a send (fetch, find) failed; try again later.
+
+    ``code`` is the provider's error code and ``http_status`` the HTTP status, when known.
+    """
+
+    def __init__(
+        self, message: str, *, code: int | None = None, http_status: int | None = None
+    ) -> None:
+        self.code = code
+        self.http_status = http_status
+        super().__init__(message)
+
+
+class MessageNotFound(ProviderError):
+    """The provider has no message with the given SID."""
+
+    def __init__(self, sid: str) -> None:
+        self.sid = sid
+        super().__init__(f"the provider has no message {sid}")

@@ -414,6 +414,12 @@ def migrate_second_number(
             f"{owner.name!r} already has a {added} number "
             f"({Phone.from_stored(rows[added].e164)}); a business has exactly one",
         )
+    if done is not None:
+        raise ConstraintViolation(
+            "business",
+            f"{owner.name!r} went through the second-number flow already (change "
+            f"{done.id}); change its numbers with `dispatcher numbers add --replace`",
+        )
     if existing is None and not moving:
         raise ConstraintViolation(
             "business",

@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import Select, and_, bindparam, or_, select
 from sqlmodel import Session, col
 
 from . import consent, tables
@@ -54,13 +54,7 @@ class Snapshot:
         }
 
 
-def number_statuses(
-    session: Session, policy: Policy, business_id: int
-) -> tuple[bool, bool, dict[str, NumberStatus]]:
-    """``(assist, accelerate, status per role)`` for a business. One read.
-
-    Raises :class:`~dispatcher.errors.NotFound` for an unknown business.
-    """
+def _numbers_query() -> Select[bool, bool, str, str, int | None]:
     business, number = tables.Business, tables.Number
     joined = and_(
         col(number.retired_at).is_(None),
@@ -69,7 +63,7 @@ def number_statuses(
             col(number.business_id).is_(None),
         ),
     )
-    rows = session.execute(
+    return (
         select(
             col(business.assist),
             col(business.accelerate),
@@ -78,8 +72,22 @@ def number_statuses(
             col(number.business_id),
         )
         .outerjoin(number, joined)
-        .where(col(business.id) == business_id)
-    ).all()
+        .where(col(business.id) == bindparam("business_id"))
+    )
+
+
+# Built once: the send pipeline runs it for every message.
+_NUMBERS = _numbers_query()
+
+
+def number_statuses(
+    session: Session, policy: Policy, business_id: int
+) -> tuple[bool, bool, dict[str, NumberStatus]]:
+    """``(assist, accelerate, status per role)`` for a business. One read.
+
+    Raises :class:`~dispatcher.errors.NotFound` for an unknown business.
+    """
+    rows = session.execute(_NUMBERS, {"business_id": business_id}).all()
     if not rows:
         raise NotFound("business", f"no business {business_id!r}")
     statuses = dict.fromkeys(policy.roles, NumberStatus.ABSENT)

@@ -242,3 +242,10 @@ def lock(session: Session, key: str) -> None:
             text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
             {"key": key},
         )
+
+
+def downgrade(engine: Engine, revision: str) -> str | None:
+    """Undo migrations down to ``revision`` (``"base"``: an empty database)."""
+    with engine.begin() as connection:
+        command.downgrade(_alembic_config(connection), revision)
+    return current_revision(engine)

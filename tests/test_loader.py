@@ -95,7 +95,7 @@ def test_unknown_role_and_scope_are_named(rules_copy: RulesCopy) -> None:
     assert problems_of(rules_copy.root) == [
         "rules/routing.yaml:58:7: unknown fact 'consent.otps'\n"
         "    hint: did you mean 'consent.otp'?",
-        "rules/routing.yaml:251:13: unknown role 'marketting'\n"
+        "rules/routing.yaml:267:13: unknown role 'marketting'\n"
         "    hint: did you mean 'marketing'?",
     ]
 
@@ -164,14 +164,18 @@ def test_scope_must_follow_the_number(rules_copy: RulesCopy) -> None:
 
 
 def test_fallback_without_absent_condition_is_refused(rules_copy: RulesCopy) -> None:
+    anchor = (
+        "until it adds a transactional one.\n    when:\n"
+        "      message.category: transactional\n"
+    )
     rules_copy.replace(
         "routing.yaml",
-        "      number.transactional: absent\n      number.marketing: registered\n",
-        "      number.marketing: registered\n",
+        anchor + "      number.transactional: absent\n",
+        anchor,
     )
     found = problems_of(rules_copy.root)
     assert found[0].startswith(
-        "rules/routing.yaml:166:13: rule 'transactional-falls-back-to-only-number' would send "
+        "rules/routing.yaml:182:13: rule 'transactional-falls-back-to-only-number' would send "
         "order_status, ready_for_pickup, delivery_notification, assist_escalation (category "
         "'transactional') from the 'marketing' number, which does not carry it"
     )
@@ -203,9 +207,9 @@ SHADOWED = """  - id: late-promotion
 def test_rules_that_can_never_fire_are_reported(rules_copy: RulesCopy) -> None:
     rules_copy.replace("routing.yaml", "  - id: marketing-send\n", SHADOWED)
     assert problems_of(rules_copy.root) == [
-        "rules/routing.yaml:245:9: rule 'late-promotion' can never fire: the rules above it "
+        "rules/routing.yaml:261:9: rule 'late-promotion' can never fire: the rules above it "
         "(opted-out-of-scope) decide every case it matches",
-        "rules/routing.yaml:254:9: rule 'otp-from-assist' can never fire: its conditions "
+        "rules/routing.yaml:270:9: rule 'otp-from-assist' can never fire: its conditions "
         "match no possible message",
     ]
 

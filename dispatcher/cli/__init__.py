@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import click
 
-from . import consent_commands, data_commands, policy_commands
+from . import consent_commands, data_commands, policy_commands, review_commands
 from ._state import State
 
 
@@ -29,6 +29,10 @@ def main(ctx: click.Context, config_path: str | None) -> None:
 
 main.add_command(policy_commands.validate)
 main.add_command(policy_commands.explain)
+main.add_command(review_commands.verify)
+main.add_command(review_commands.diff)
+main.add_command(review_commands.report)
+main.add_command(review_commands.test_command)
 main.add_command(data_commands.db)
 main.add_command(data_commands.business)
 main.add_command(data_commands.numbers_group)
