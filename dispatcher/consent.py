@@ -313,13 +313,17 @@ def states_many(
         found = session.exec(
             select(row.phone, row.scope, row.state, row.business_id).where(
                 col(row.phone).in_(chunk),
-                or_(col(row.business_id) == business_id, col(row.business_id).is_(None)),
+                or_(
+                    col(row.business_id) == business_id, col(row.business_id).is_(None)
+                ),
             )
         ).all()
         for phone, scope, state, owner in found:
             known = policy.scopes.get(scope)
             if known is None or (known.owner == "platform") != (owner is None):
                 continue
-            entry = result.setdefault(phone, dict.fromkeys(policy.scopes, ConsentState.NONE))
+            entry = result.setdefault(
+                phone, dict.fromkeys(policy.scopes, ConsentState.NONE)
+            )
             entry[scope] = ConsentState(state)
     return result

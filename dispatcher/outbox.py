@@ -20,6 +20,7 @@ import json
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import Engine as DbEngine
 from sqlalchemy import func, insert, select
@@ -30,10 +31,10 @@ from .businesses import business_id as resolve_business
 from .decision import Decision
 from .engine import Engine
 from .errors import ConstraintViolation, FieldError
-from .facts import Channel, ConsentState, Facts, local_clock
+from .facts import Channel, ConsentState, Facts
 from .phone import Phone
 from .policy import Outcome, Policy
-from .recipients import Location, locate
+from .recipients import Candidate, Location, decide_strictest, locate
 from .snapshot import Snapshot, number_statuses
 from .store import lock, transaction, utc_now
 
@@ -111,7 +112,9 @@ class CampaignSummary:
     def add(self, result: Admitted) -> None:
         self.admitted += 1
         self.repeated += result.repeated
-        self.by_outcome[result.outcome.value] = self.by_outcome.get(result.outcome.value, 0) + 1
+        self.by_outcome[result.outcome.value] = (
+            self.by_outcome.get(result.outcome.value, 0) + 1
+        )
         self.by_rule[result.rule_id] = self.by_rule.get(result.rule_id, 0) + 1
 
 
@@ -130,19 +133,16 @@ def facts_for(
     channel: Channel,
     snapshot: Snapshot,
     reply_role: str | None,
-    jurisdiction: str,
-    zone: str,
-    now: dt.datetime,
+    candidate: Candidate,
     marketing_sent_24h: int = 0,
 ) -> Facts:
-    """The facts for one message to a recipient in ``zone`` at ``now``."""
-    local_date, local_time = local_clock(now, zone)
+    """The facts for one message to a recipient where ``candidate`` says, at its clock."""
     return Facts(
         message_type=message_type,
         channel=channel,
-        jurisdiction=jurisdiction,
-        local_date=local_date,
-        local_time=local_time,
+        jurisdiction=candidate.jurisdiction,
+        local_date=candidate.local_date,
+        local_time=candidate.local_time,
         marketing_sent_24h=marketing_sent_24h,
         reply_role=reply_role,
         **snapshot.fact_fields(),
@@ -151,19 +151,18 @@ def facts_for(
 
 def decide(
     engine: Engine,
-    build: Callable[[str, str], Facts],
+    build: Callable[[Candidate], Facts],
     location: Location,
     now: dt.datetime,
 ) -> tuple[Decision, Facts, dt.datetime]:
-    """The strictest decision over the recipient's candidate zones, and its UTC time.
+    """The strictest decision over the recipient's candidate zones.
 
-    A send in one zone and a deferral in another is a deferral; among deferrals the
-    latest end of quiet hours wins. Returns the decision, the facts it was made from and
-    the time the message may leave (``now`` unless deferred for quiet hours).
+    Returns the decision, the facts it was made from, and when the message may leave:
+    ``now``, or the end of quiet hours in UTC for a deferral with a time. A worker decides
+    again when that time comes.
     """
-    from .recipients import strictest
-
-    return strictest(engine, build, location, now)
+    found = decide_strictest(engine, build, location, now)
+    return found.decision, build(found.candidate), found.not_before or now
 
 
 def marketing_sent_24h(
@@ -184,19 +183,21 @@ def marketing_sent_24h(
         select(func.count())
         .select_from(message)
         .where(
-            message.business_id == business,
-            message.phone == phone.e164,
-            message.category == "marketing",
+            col(message.business_id) == business,
+            col(message.phone) == phone.e164,
+            col(message.category) == "marketing",
             col(message.state).in_(("sending", "sent", "unknown")),
             col(message.updated_at) >= now - dt.timedelta(hours=24),
         )
     )
     if exclude is not None:
-        query = query.where(message.id != exclude)
+        query = query.where(col(message.id) != exclude)
     return int(session.execute(query).scalar_one())
 
 
-def from_number(session: Session, policy: Policy, business: int, role: str) -> int | None:
+def from_number(
+    session: Session, policy: Policy, business: int, role: str
+) -> int | None:
     """The id of the active number in ``role`` for ``business`` (or the platform's)."""
     number = tables.Number
     owner_is_platform = policy.roles[role].owner == "platform"
@@ -206,7 +207,9 @@ def from_number(session: Session, policy: Policy, business: int, role: str) -> i
         else col(number.business_id) == business
     )
     return session.execute(
-        select(number.id).where(number.role == role, whose, col(number.retired_at).is_(None))
+        select(col(number.id)).where(
+            col(number.role) == role, whose, col(number.retired_at).is_(None)
+        )
     ).scalar_one_or_none()
 
 
@@ -218,8 +221,8 @@ def next_ranks(session: Session, business: int, lane: int, count: int) -> int:
     """
     lock(session, f"fair:{lane}")
     head = session.execute(
-        select(func.min(tables.Message.rank)).where(
-            tables.Message.state == "queued", tables.Message.lane == lane
+        select(func.min(col(tables.Message.rank))).where(
+            col(tables.Message.state) == "queued", col(tables.Message.lane) == lane
         )
     ).scalar_one_or_none()
     clock = session.get(tables.LaneClock, lane)
@@ -256,7 +259,7 @@ def _row(
     number_id: int | None,
     rank: int,
     now: dt.datetime,
-) -> dict[str, object]:
+) -> dict[str, Any]:
     state = _state_for(decision)
     if decision.outcome is Outcome.SEND and number_id is None:
         raise FieldError("role", f"no active {decision.role} number to send from")
@@ -315,8 +318,8 @@ def _existing(session: Session, business: int, request: SendRequest) -> Admitted
         return None
     row = session.execute(
         select(tables.Message).where(
-            tables.Message.business_id == business,
-            tables.Message.idempotency_key == request.idempotency_key,
+            col(tables.Message.business_id) == business,
+            col(tables.Message.idempotency_key) == request.idempotency_key,
         )
     ).scalar_one_or_none()
     if row is None:
@@ -327,11 +330,7 @@ def _existing(session: Session, business: int, request: SendRequest) -> Admitted
 
 
 def _location(request: SendRequest) -> Location:
-    found = locate(request.to.e164)
-    return Location(
-        jurisdiction=request.jurisdiction or found.jurisdiction,
-        zones=(request.zone,) if request.zone else found.zones,
-    )
+    return locate(request.to.e164, jurisdiction=request.jurisdiction, zone=request.zone)
 
 
 def admit(
@@ -360,10 +359,14 @@ def admit(
             sent = marketing_sent_24h(session, business, request.to, when)
             location = _location(request)
 
-            def build(jurisdiction: str, zone: str) -> Facts:
+            def build(candidate: Candidate) -> Facts:
                 return facts_for(
-                    request.message_type, request.channel, snapshot,
-                    request.reply_role, jurisdiction, zone, when, sent,
+                    request.message_type,
+                    request.channel,
+                    snapshot,
+                    request.reply_role,
+                    candidate,
+                    sent,
                 )
 
             decision, facts, not_before = decide(engine, build, location, when)
@@ -374,8 +377,16 @@ def admit(
             )
             rank = next_ranks(session, business, lane_of(decision.category or ""), 1)
             values = _row(
-                business, request, request.payload_hash(business), decision, facts,
-                location, not_before, number_id, rank, when,
+                business,
+                request,
+                request.payload_hash(business),
+                decision,
+                facts,
+                location,
+                not_before,
+                number_id,
+                rank,
+                when,
             )
             row = tables.Message(**values)
             session.add(row)
@@ -441,7 +452,7 @@ def _admit_chunk(
         if keys:
             rows = session.execute(
                 select(tables.Message).where(
-                    tables.Message.business_id == business,
+                    col(tables.Message.business_id) == business,
                     col(tables.Message.idempotency_key).in_(keys),
                 )
             ).scalars()
@@ -460,16 +471,27 @@ def _admit_chunk(
                 summary.add(_admitted(row, repeated=True))
                 continue
             snapshot = Snapshot(
-                business, assist, accelerate, numbers,
-                states.get(request.to.e164, dict.fromkeys(policy.scopes, ConsentState.NONE)),
+                business,
+                assist,
+                accelerate,
+                numbers,
+                states.get(
+                    request.to.e164, dict.fromkeys(policy.scopes, ConsentState.NONE)
+                ),
             )
             location = _location(request)
 
-            def build(jurisdiction: str, zone: str, request: SendRequest = request,
-                      snapshot: Snapshot = snapshot) -> Facts:
+            def build(
+                candidate: Candidate,
+                request: SendRequest = request,
+                snapshot: Snapshot = snapshot,
+            ) -> Facts:
                 return facts_for(
-                    request.message_type, request.channel, snapshot,
-                    request.reply_role, jurisdiction, zone, when,
+                    request.message_type,
+                    request.channel,
+                    snapshot,
+                    request.reply_role,
+                    candidate,
                 )
 
             decision, facts, not_before = decide(engine, build, location, when)
@@ -478,8 +500,10 @@ def _admit_chunk(
         for _, decision, *_ in pending:
             lane = lane_of(decision.category or "")
             by_lane[lane] = by_lane.get(lane, 0) + 1
-        next_rank = {lane: next_ranks(session, business, lane, n) for lane, n in by_lane.items()}
-        rows = []
+        next_rank = {
+            lane: next_ranks(session, business, lane, n) for lane, n in by_lane.items()
+        }
+        values = []
         for request, decision, facts, location, not_before in pending:
             lane = lane_of(decision.category or "")
             rank = next_rank[lane]
@@ -491,15 +515,25 @@ def _admit_chunk(
                         session, policy, business, decision.role
                     )
                 number_id = numbers_by_role[decision.role]
-            rows.append(
-                _row(business, request, request.payload_hash(business), decision, facts,
-                     location, not_before, number_id, rank, when)
+            values.append(
+                _row(
+                    business,
+                    request,
+                    request.payload_hash(business),
+                    decision,
+                    facts,
+                    location,
+                    not_before,
+                    number_id,
+                    rank,
+                    when,
+                )
             )
-        if rows:
-            session.execute(insert(tables.Message), rows)
-        for row in rows:
+        if values:
+            session.execute(insert(tables.Message), values)
+        for written in values:
             summary.admitted += 1
-            outcome = str(row["outcome"])
+            outcome = str(written["outcome"])
             summary.by_outcome[outcome] = summary.by_outcome.get(outcome, 0) + 1
-            rule = str(row["rule_id"])
+            rule = str(written["rule_id"])
             summary.by_rule[rule] = summary.by_rule.get(rule, 0) + 1

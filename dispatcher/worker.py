@@ -31,15 +31,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import structlog
+from sqlalchemy import CursorResult, select, text, update
 from sqlalchemy import Engine as DbEngine
-from sqlalchemy import select, text, update
 from sqlmodel import Session, col
 
 from . import consent, tables
 from .consent import ConsentSource
-from .engine import Engine
-from .errors import ProviderError
 from .decision import Decision
+from .engine import Engine
+from .errors import InternalError, ProviderError
 from .facts import Channel, Facts, NumberStatus
 from .outbox import decide, facts_for, from_number, marketing_sent_24h
 from .phone import Phone
@@ -52,7 +52,7 @@ from .providers.base import (
     SendRequest,
 )
 from .providers.classification import ErrorAction
-from .recipients import Location
+from .recipients import Candidate, Location
 from .snapshot import Snapshot, number_statuses
 from .store import transaction, utc_now
 
@@ -97,7 +97,9 @@ def _default_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident() % 10_000}"
 
 
-def backoff(settings: WorkerSettings, attempts: int, rng: random.Random) -> dt.timedelta:
+def backoff(
+    settings: WorkerSettings, attempts: int, rng: random.Random
+) -> dt.timedelta:
     """Capped exponential backoff with full jitter."""
     ceiling = min(
         settings.backoff_cap.total_seconds(),
@@ -154,7 +156,7 @@ class Worker:
     def has_work(self) -> bool:
         with transaction(self.db, write=False) as session:
             found = session.execute(
-                select(tables.Message.id)
+                select(col(tables.Message.id))
                 .where(col(tables.Message.state).in_(("queued", "sending", "unknown")))
                 .limit(1)
             ).first()
@@ -171,8 +173,8 @@ class Worker:
             message = tables.Message
             query = (
                 select(message)
-                .where(message.state == "queued", message.not_before <= now)
-                .order_by(message.lane, message.rank, message.id)
+                .where(col(message.state) == "queued", col(message.not_before) <= now)
+                .order_by(col(message.lane), col(message.rank), col(message.id))
                 .limit(self.settings.batch * 3)
                 .with_for_update(skip_locked=True)
             )
@@ -206,18 +208,20 @@ class Worker:
         policy = engine.policy
         phone = Phone.from_stored(row.phone)
         if row.business_id not in snapshots:
-            snapshots[row.business_id] = number_statuses(session, policy, row.business_id)
+            snapshots[row.business_id] = number_statuses(
+                session, policy, row.business_id
+            )
         assist, accelerate, numbers = snapshots[row.business_id]
         states = consent.states(session, policy, phone, row.business_id)
         snapshot = Snapshot(row.business_id, assist, accelerate, numbers, states)
         sent = marketing_sent_24h(session, row.business_id, phone, now, exclude=row.id)
-        location = Location(jurisdiction=row.jurisdiction, zones=tuple(row.zones.split(",")))
+        zones = tuple(zone for zone in row.zones.split(",") if zone)
+        location = Location(jurisdiction=row.jurisdiction, zones=zones)
         channel = Channel(row.channel)
 
-        def build(jurisdiction: str, zone: str) -> Facts:
+        def build(candidate: Candidate) -> Facts:
             return facts_for(
-                row.message_type, channel, snapshot, row.reply_role, jurisdiction, zone,
-                now, sent,
+                row.message_type, channel, snapshot, row.reply_role, candidate, sent
             )
 
         decision, facts, not_before = decide(engine, build, location, now)
@@ -232,7 +236,9 @@ class Worker:
                 row.state = "queued" if decision.not_before_local else "held"
                 row.not_before = not_before
             else:
-                row.state = "suppressed" if decision.outcome is Outcome.SUPPRESS else "rejected"
+                row.state = (
+                    "suppressed" if decision.outcome is Outcome.SUPPRESS else "rejected"
+                )
             row.updated_at = now
             session.add(row)
             log.info(
@@ -261,7 +267,10 @@ class Worker:
         session.add(row)
         session.add(
             tables.MessageEvent(
-                message_id=row.id, at=now, kind="attempt", detail=f"attempt {row.attempts}"
+                message_id=_message_id(row),
+                at=now,
+                kind="attempt",
+                detail=f"attempt {row.attempts}",
             )
         )
         return Claim(
@@ -285,7 +294,9 @@ class Worker:
             body=row.body,
             media_urls=tuple(json.loads(row.media)),
             status_callback=self.settings.status_callback,
-            validity_period=self.settings.otp_validity_seconds if category == "otp" else None,
+            validity_period=self.settings.otp_validity_seconds
+            if category == "otp"
+            else None,
         )
 
     # --- send and settle -----------------------------------------------------------------
@@ -304,7 +315,11 @@ class Worker:
         values: dict[str, object] = {"lease_owner": None, "updated_at": now}
         event_kind, status, code, detail = "accepted", None, None, None
         if isinstance(result, Accepted):
-            values.update(state="sent", provider_sid=result.sid, provider_status=result.status.value)
+            values.update(
+                state="sent",
+                provider_sid=result.sid,
+                provider_status=result.status.value,
+            )
             status = result.status.value
         else:
             error = result.error
@@ -312,33 +327,56 @@ class Worker:
             detail = result.detail
             event_kind = error.action.value
             values.update(error_code=code, error=result.detail)
-            values.update(self._after_failure(claim, error.action, error.retry_after,
-                                              error.max_attempts, error.may_have_been_sent, now))
+            values.update(
+                self._after_failure(
+                    claim,
+                    error.action,
+                    error.retry_after,
+                    error.max_attempts,
+                    error.may_have_been_sent,
+                    now,
+                )
+            )
         with transaction(self.db) as session:
             message = tables.Message
-            done = session.execute(
-                update(message)
-                .where(
-                    message.id == claim.message_id,
-                    message.fence == claim.fence,
-                    col(message.state).in_(("sending", "unknown")),
+            done = _rowcount(
+                session.execute(
+                    update(message)
+                    .where(
+                        col(message.id) == claim.message_id,
+                        col(message.fence) == claim.fence,
+                        col(message.state).in_(("sending", "unknown")),
+                    )
+                    .values(**values)
                 )
-                .values(**values)
-            ).rowcount
+            )
             if not done:
-                log.warning("send_settle_lost", message_id=claim.message_id, fence=claim.fence)
+                log.warning(
+                    "send_settle_lost", message_id=claim.message_id, fence=claim.fence
+                )
                 return False
             session.add(
                 tables.MessageEvent(
-                    message_id=claim.message_id, at=now, kind=event_kind, status=status,
-                    error_code=code, detail=detail,
+                    message_id=claim.message_id,
+                    at=now,
+                    kind=event_kind,
+                    status=status,
+                    error_code=code,
+                    detail=detail,
                 )
             )
-            if isinstance(result, Failed) and result.error.action is ErrorAction.RECORD_OPT_OUT:
+            if (
+                isinstance(result, Failed)
+                and result.error.action is ErrorAction.RECORD_OPT_OUT
+            ):
                 self._record_provider_opt_out(session, claim, now)
         outcome = values.get("state", "sent")
         event = "send_settled" if outcome == "sent" else "send_failed"
-        level = log.error if outcome == "dead" else (log.warning if outcome == "queued" else log.info)
+        level = (
+            log.error
+            if outcome == "dead"
+            else (log.warning if outcome == "queued" else log.info)
+        )
         level(event, message_id=claim.message_id, state=outcome, error_code=code)
         return True
 
@@ -351,11 +389,18 @@ class Worker:
         may_have_been_sent: bool,
         now: dt.datetime,
     ) -> dict[str, object]:
-        if action is ErrorAction.OUTCOME_UNKNOWN or (may_have_been_sent and action.may_retry):
+        if action is ErrorAction.OUTCOME_UNKNOWN or (
+            may_have_been_sent and action.may_retry
+        ):
             # Reconcile once the provider's own timeout has surely run out.
-            return {"state": "unknown", "lease_expires": now + self.settings.provider_timeout}
+            return {
+                "state": "unknown",
+                "lease_expires": now + self.settings.provider_timeout,
+            }
         if action.may_retry:
-            limit = min(max_attempts or self.settings.max_attempts, self.settings.max_attempts)
+            limit = min(
+                max_attempts or self.settings.max_attempts, self.settings.max_attempts
+            )
             if claim.attempts >= limit:
                 return {"state": "dead"}
             wait = retry_after or backoff(self.settings, claim.attempts, self.rng)
@@ -366,12 +411,18 @@ class Worker:
             return {"state": "rejected"}
         return {"state": "dead"}
 
-    def _record_provider_opt_out(self, session: Session, claim: Claim, now: dt.datetime) -> None:
+    def _record_provider_opt_out(
+        self, session: Session, claim: Claim, now: dt.datetime
+    ) -> None:
         """Twilio's 21610: the recipient unsubscribed from this number; our ledger agrees."""
         if claim.scope is None:
             return
         policy = self.engine.policy
-        owner = None if policy.scopes[claim.scope].owner == "platform" else claim.business_id
+        owner = (
+            None
+            if policy.scopes[claim.scope].owner == "platform"
+            else claim.business_id
+        )
         consent.record(
             session,
             policy,
@@ -401,7 +452,7 @@ class Worker:
                         col(message.state).in_(("sending", "unknown")),
                         col(message.lease_expires) < overdue,
                     )
-                    .order_by(message.lane, message.id)
+                    .order_by(col(message.lane), col(message.id))
                     .limit(self.settings.batch)
                     .with_for_update(skip_locked=True)
                 ).scalars()
@@ -418,11 +469,15 @@ class Worker:
                 session.add(row)
                 claims.append(
                     Claim(
-                        message_id=row.id or 0, fence=row.fence,
+                        message_id=row.id or 0,
+                        fence=row.fence,
                         lease_expires=row.lease_expires,
                         request=self._request(row, number.e164, row.category),
-                        attempts=row.attempts, category=row.category, scope=row.scope,
-                        business_id=row.business_id, from_number_id=number.id or 0,
+                        attempts=row.attempts,
+                        category=row.category,
+                        scope=row.scope,
+                        business_id=row.business_id,
+                        from_number_id=row.from_number_id or 0,
                         segments=row.segments,
                     )
                 )
@@ -437,7 +492,9 @@ class Worker:
         try:
             found = self.provider.find(claim.request, attempted_at=since)
         except ProviderError as error:
-            log.warning("reconcile_unavailable", message_id=claim.message_id, error=str(error))
+            log.warning(
+                "reconcile_unavailable", message_id=claim.message_id, error=str(error)
+            )
             return
         if found.match is Match.FOUND and found.message is not None:
             log.info("reconcile_found", message_id=claim.message_id)
@@ -446,28 +503,43 @@ class Worker:
             log.warning("reconcile_not_found", message_id=claim.message_id)
             self._requeue(claim, "provider has no trace of it: resending")
         else:
-            log.error("reconcile_ambiguous", message_id=claim.message_id,
-                      candidates=len(found.candidates))
+            log.error(
+                "reconcile_ambiguous",
+                message_id=claim.message_id,
+                candidates=len(found.candidates),
+            )
             self._dead(claim, "several provider messages match; a person decides")
 
     def _requeue(self, claim: Claim, why: str) -> None:
-        self._move(claim, {"state": "queued", "not_before": self.clock()}, "requeued", why)
+        self._move(
+            claim, {"state": "queued", "not_before": self.clock()}, "requeued", why
+        )
 
     def _dead(self, claim: Claim, why: str) -> None:
         self._move(claim, {"state": "dead"}, "dead", why)
 
-    def _move(self, claim: Claim, values: dict[str, object], kind: str, why: str) -> None:
+    def _move(
+        self, claim: Claim, values: dict[str, object], kind: str, why: str
+    ) -> None:
         now = self.clock()
         with transaction(self.db) as session:
             message = tables.Message
-            done = session.execute(
-                update(message)
-                .where(message.id == claim.message_id, message.fence == claim.fence)
-                .values(lease_owner=None, updated_at=now, **values)
-            ).rowcount
+            done = _rowcount(
+                session.execute(
+                    update(message)
+                    .where(
+                        col(message.id) == claim.message_id,
+                        col(message.fence) == claim.fence,
+                    )
+                    .values(lease_owner=None, updated_at=now, **values)
+                )
+            )
             if done:
-                session.add(tables.MessageEvent(message_id=claim.message_id, at=now,
-                                                kind=kind, detail=why))
+                session.add(
+                    tables.MessageEvent(
+                        message_id=claim.message_id, at=now, kind=kind, detail=why
+                    )
+                )
 
 
 def _record_decision(
@@ -480,7 +552,7 @@ def _record_decision(
 ) -> None:
     session.add(
         tables.DecisionEvent(
-            message_id=row.id,
+            message_id=_message_id(row),
             at=now,
             stage=stage,
             outcome=decision.outcome.value,
@@ -495,7 +567,9 @@ def _record_decision(
     )
 
 
-def _share_consent_locks(session: Session, engine: Engine, rows: Sequence[tables.Message]) -> None:
+def _share_consent_locks(
+    session: Session, engine: Engine, rows: Sequence[tables.Message]
+) -> None:
     """On PostgreSQL, wait for opt-outs being written for these recipients to commit.
 
     :func:`dispatcher.consent.record` holds an exclusive advisory lock per (owner, phone,
@@ -511,13 +585,19 @@ def _share_consent_locks(session: Session, engine: Engine, rows: Sequence[tables
             owner = None if scope.owner == "platform" else row.business_id
             keys.add(f"consent:{owner}:{row.phone}:{scope.name}")
     session.execute(
-        text("SELECT pg_advisory_xact_lock_shared(hashtextextended(k, 0)) FROM unnest(:keys) AS k"),
+        text(
+            "SELECT pg_advisory_xact_lock_shared(hashtextextended(k, 0)) FROM unnest(:keys) AS k"
+        ),
         {"keys": sorted(keys)},
     )
 
 
 def _take_pace(
-    session: Session, number_id: int, segments: int, now: dt.datetime, burst: dt.timedelta
+    session: Session,
+    number_id: int,
+    segments: int,
+    now: dt.datetime,
+    burst: dt.timedelta,
 ) -> bool:
     """Take ``segments`` from the number's pacer (GCRA); False when it must wait.
 
@@ -528,19 +608,40 @@ def _take_pace(
     if number is None:
         return False
     pacer = session.execute(
-        select(tables.Pacer).where(tables.Pacer.number_id == number_id).with_for_update()
+        select(tables.Pacer)
+        .where(col(tables.Pacer.number_id) == number_id)
+        .with_for_update()
     ).scalar_one_or_none()
     if pacer is None:
         pacer = tables.Pacer(number_id=number_id, ready_at=now)
     ready = max(pacer.ready_at, now)
     if ready - now > burst:
         return False
-    pacer.ready_at = ready + dt.timedelta(seconds=max(1, segments) / number.segments_per_second)
+    pacer.ready_at = ready + dt.timedelta(
+        seconds=max(1, segments) / number.segments_per_second
+    )
     session.add(pacer)
     return True
 
 
-def sleep_until(moment: dt.datetime, clock: Callable[[], dt.datetime] = utc_now) -> None:
+def _rowcount(result: object) -> int:
+    """Rows an UPDATE changed (SQLAlchemy types ``execute`` too loosely to say so)."""
+    if not isinstance(
+        result, CursorResult
+    ):  # pragma: no cover - DML always has a cursor
+        raise InternalError("an UPDATE returned no cursor")
+    return int(result.rowcount)
+
+
+def _message_id(row: tables.Message) -> int:
+    if row.id is None:  # pragma: no cover - rows read from the database have ids
+        raise InternalError("message row without an id")
+    return row.id
+
+
+def sleep_until(
+    moment: dt.datetime, clock: Callable[[], dt.datetime] = utc_now
+) -> None:
     delay = (moment - clock()).total_seconds()
     if delay > 0:
         time.sleep(delay)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-
 _WHEN = sa.DateTime(timezone=True)
 APPEND_ONLY = ("decision_events", "message_events")
 
