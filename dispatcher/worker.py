@@ -586,7 +586,7 @@ def _share_consent_locks(
             keys.add(f"consent:{owner}:{row.phone}:{scope.name}")
     session.execute(
         text(
-            "SELECT pg_advisory_xact_lock_shared(hashtextextended(k, 0)) FROM unnest(:keys) AS k"
+            "SELECT pg_advisory_xact_lock_shared(hashtextextended(k, 0)) FROM unnest(CAST(:keys AS text[])) AS k"
         ),
         {"keys": sorted(keys)},
     )
