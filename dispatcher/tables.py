@@ -290,3 +290,187 @@ class ConsentStateRow(SQLModel, table=True):
         )
     )
     event_at: dt.datetime = _when()
+
+
+# --- the send pipeline ----------------------------------------------------------------
+
+MESSAGE_STATES = (
+    "queued",  # waiting for its not_before time and a worker
+    "held",  # deferred until the number registry changes
+    "sending",  # claimed under a lease; the provider may be being called
+    "unknown",  # the provider call may or may not have reached it: reconcile first
+    "sent",  # the provider accepted it
+    "suppressed",  # the policy stopped it
+    "rejected",  # the request was invalid
+    "dead",  # gave up after retries; can be requeued by an operator
+)
+UQ_IDEMPOTENCY = "uq_messages_business_idempotency"
+UQ_CORRELATION = "uq_messages_correlation"
+
+
+class Message(SQLModel, table=True):
+    """One message from request to outcome: the outbox row and the admit decision.
+
+    The decision made when the request was admitted is kept here (rule, reason, policy
+    hash, facts), so that suppressions need no second row; later decisions (at claim
+    time) go to ``decision_events``. ``fence`` grows with every claim: a worker settles
+    only the claim it holds.
+    """
+
+    __tablename__ = "messages"
+    __table_args__ = (
+        CheckConstraint(_in("state", MESSAGE_STATES), name="state"),
+        Index(
+            UQ_IDEMPOTENCY,
+            "business_id",
+            "idempotency_key",
+            unique=True,
+            sqlite_where=text("idempotency_key IS NOT NULL"),
+            postgresql_where=text("idempotency_key IS NOT NULL"),
+        ),
+        Index(UQ_CORRELATION, "correlation", unique=True),
+        Index(
+            "ix_messages_ready",
+            "lane",
+            "rank",
+            sqlite_where=text("state = 'queued'"),
+            postgresql_where=text("state = 'queued'"),
+        ),
+        Index(
+            "ix_messages_leases",
+            "lease_expires",
+            sqlite_where=text("state IN ('sending', 'unknown')"),
+            postgresql_where=text("state IN ('sending', 'unknown')"),
+        ),
+        Index("ix_messages_business_phone", "business_id", "phone", "id"),
+        Index("ix_messages_provider_sid", "provider_sid"),
+    )
+
+    id: int | None = _big_id(primary_key=True)
+    business_id: int = Field(foreign_key="businesses.id", ondelete="RESTRICT")
+    phone: str = Field(sa_type=String(16))
+    message_type: str = Field(sa_type=String(64))
+    channel: str = Field(sa_type=String(8))
+    body: str = Field(sa_type=Text)
+    media: str = Field(default="[]", sa_type=Text)
+    idempotency_key: str | None = Field(default=None, sa_type=String(200))
+    payload_hash: str = Field(sa_type=String(64))
+    correlation: str = Field(sa_type=String(32))
+    category: str = Field(sa_type=String(64))
+    scope: str | None = Field(default=None, sa_type=String(64))
+    role: str | None = Field(default=None, sa_type=String(64))
+    from_number_id: int | None = Field(
+        default=None, foreign_key="numbers.id", ondelete="RESTRICT"
+    )
+    reply_role: str | None = Field(default=None, sa_type=String(64))
+    jurisdiction: str = Field(sa_type=String(16))
+    zones: str = Field(sa_type=String(200))
+    segments: int
+    lane: int
+    rank: int = Field(sa_column=Column(BigInteger(), nullable=False))
+    state: str = Field(sa_type=String(16))
+    outcome: str = Field(sa_type=String(16))
+    reason: str = Field(sa_type=Text)
+    rule_id: str = Field(sa_type=String(80))
+    rule_file: str = Field(sa_type=String(300))
+    rule_line: int
+    policy_hash: str = Field(sa_type=String(64))
+    facts: str = Field(sa_type=Text)
+    not_before: dt.datetime = _when()
+    attempts: int = 0
+    fence: int = 0
+    lease_owner: str | None = Field(default=None, sa_type=String(100))
+    lease_expires: dt.datetime | None = _when(nullable=True)
+    provider_sid: str | None = Field(default=None, sa_type=String(64))
+    provider_status: str | None = Field(default=None, sa_type=String(16))
+    error_code: int | None = None
+    error: str | None = Field(default=None, sa_type=Text)
+    created_at: dt.datetime = _when()
+    updated_at: dt.datetime = _when()
+
+
+class DecisionEvent(SQLModel, table=True):
+    """A decision made after admission (re-checked at claim time), append-only."""
+
+    __tablename__ = "decision_events"
+    __table_args__ = (Index("ix_decision_events_message_id", "message_id"),)
+
+    id: int | None = _big_id(primary_key=True)
+    message_id: int = Field(
+        sa_column=Column(
+            BigInteger().with_variant(Integer(), "sqlite"),
+            ForeignKey("messages.id", ondelete="RESTRICT"),
+            nullable=False,
+        )
+    )
+    at: dt.datetime = _when()
+    stage: str = Field(sa_type=String(16))
+    outcome: str = Field(sa_type=String(16))
+    role: str | None = Field(default=None, sa_type=String(64))
+    reason: str = Field(sa_type=Text)
+    rule_id: str = Field(sa_type=String(80))
+    rule_file: str = Field(sa_type=String(300))
+    rule_line: int
+    policy_hash: str = Field(sa_type=String(64))
+    facts: str = Field(sa_type=Text)
+
+
+class MessageEvent(SQLModel, table=True):
+    """Append-only history of a message: attempts, provider answers, status callbacks."""
+
+    __tablename__ = "message_events"
+    __table_args__ = (Index("ix_message_events_message_id", "message_id"),)
+
+    id: int | None = _big_id(primary_key=True)
+    message_id: int = Field(
+        sa_column=Column(
+            BigInteger().with_variant(Integer(), "sqlite"),
+            ForeignKey("messages.id", ondelete="RESTRICT"),
+            nullable=False,
+        )
+    )
+    at: dt.datetime = _when()
+    kind: str = Field(sa_type=String(32))
+    status: str | None = Field(default=None, sa_type=String(16))
+    error_code: int | None = None
+    detail: str | None = Field(default=None, sa_type=Text)
+
+
+class Pacer(SQLModel, table=True):
+    """Per sending number, the theoretical time its next segment may leave (GCRA)."""
+
+    __tablename__ = "pacers"
+
+    number_id: int = Field(
+        sa_column=Column(
+            Integer(),
+            ForeignKey("numbers.id", ondelete="RESTRICT"),
+            primary_key=True,
+        )
+    )
+    ready_at: dt.datetime = _when()
+
+
+class FairTag(SQLModel, table=True):
+    """Per (business, lane), the last rank handed out: fair queuing between businesses."""
+
+    __tablename__ = "fair_tags"
+
+    business_id: int = Field(
+        sa_column=Column(
+            Integer(),
+            ForeignKey("businesses.id", ondelete="RESTRICT"),
+            primary_key=True,
+        )
+    )
+    lane: int = Field(primary_key=True)
+    last_rank: int = Field(sa_column=Column(BigInteger(), nullable=False))
+
+
+class LaneClock(SQLModel, table=True):
+    """Per lane, the highest rank claimed so far."""
+
+    __tablename__ = "lane_clocks"
+
+    lane: int = Field(primary_key=True)
+    clock: int = Field(sa_column=Column(BigInteger(), nullable=False))

@@ -8,7 +8,13 @@ from __future__ import annotations
 
 import click
 
-from . import consent_commands, data_commands, policy_commands, review_commands
+from . import (
+    consent_commands,
+    data_commands,
+    policy_commands,
+    review_commands,
+    send_commands,
+)
 from ._state import State
 
 
@@ -37,3 +43,8 @@ main.add_command(data_commands.db)
 main.add_command(data_commands.business)
 main.add_command(data_commands.numbers_group)
 main.add_command(consent_commands.consent_group)
+main.add_command(send_commands.send)
+main.add_command(send_commands.campaign)
+main.add_command(send_commands.worker)
+main.add_command(send_commands.audit_command)
+main.add_command(send_commands.deadletters)

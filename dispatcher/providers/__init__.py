@@ -78,7 +78,7 @@ def from_config(
         )
         return TwilioProvider(
             credentials,
-            base_url=api_base_url,
+            base_url=api_base_url or config.twilio.get("api_base_url"),
             timeout=DEFAULT_TIMEOUT if timeout is None else timeout,
         )
     raise InputError(

@@ -90,6 +90,7 @@ class SimulatorProvider:
         faults: FaultPlan | None = None,
         step: float = 0.05,
         clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], dt.datetime] | None = None,
         account_sid: str = SIMULATOR_ACCOUNT_SID,
     ) -> None:
         self.hook = hook
@@ -97,6 +98,8 @@ class SimulatorProvider:
         self.step = step
         self.account_sid = account_sid
         self._clock = clock
+        # When messages are "created": tests that run the pipeline on a fixed clock pass it.
+        self._wall_clock = wall_clock or (lambda: dt.datetime.now(dt.UTC))
         self._random = random.Random(self.faults.seed)
         self._lock = threading.Lock()
         self._messages: dict[str, _Message] = {}
@@ -129,7 +132,7 @@ class SimulatorProvider:
                 to=request.to,
                 from_=request.from_,
                 body=request.body,
-                date_created=dt.datetime.now(dt.UTC),
+                date_created=self._wall_clock(),
                 segments=segments.count(request.body).segments if request.body else 0,
             )
             url = request.callback_url or with_correlation(

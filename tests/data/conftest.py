@@ -26,6 +26,12 @@ from dispatcher.policy import Policy
 
 POSTGRES_ENV = "DISPATCHER_TEST_POSTGRES_URL"
 TABLES = (
+    "lane_clocks",
+    "fair_tags",
+    "pacers",
+    "message_events",
+    "decision_events",
+    "messages",
     "consent_states",
     "consent_events",
     "number_changes",

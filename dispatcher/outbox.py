@@ -1,0 +1,539 @@
+"""Admitting messages: idempotency, the decision and the outbox row, in one transaction.
+
+:func:`admit` is the send API. For one request it checks the idempotency key, takes the
+stored facts of the business and the recipient, decides under the policy in force, and
+writes the message with its decision: queued for a worker when the decision is to send
+(or to wait for quiet hours to end), held until the number registry changes, or closed as
+suppressed or rejected. Suppressions are kept like sends, so the audit log and the chat
+history show them. A repeated idempotency key returns the first result; the same key
+with a different payload is refused.
+
+:func:`admit_many` does the same for a campaign, deciding in bulk: the business's numbers
+are read once and the recipients' consent in chunks.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Engine as DbEngine
+from sqlalchemy import func, insert, select
+from sqlmodel import Session, col
+
+from . import consent, segments, tables
+from .businesses import business_id as resolve_business
+from .decision import Decision
+from .engine import Engine
+from .errors import ConstraintViolation, FieldError
+from .facts import Channel, ConsentState, Facts
+from .phone import Phone
+from .policy import Outcome, Policy
+from .recipients import Candidate, Location, decide_strictest, locate
+from .snapshot import Snapshot, number_statuses
+from .store import lock, transaction, utc_now
+
+# Lanes, claimed in this order: codes and compliance replies first, then what customers
+# wait for, then marketing.
+LANES = {"otp": 0, "compliance": 0, "transactional": 1, "marketing": 2}
+OTHER_LANE = 3
+
+
+def lane_of(category: str) -> int:
+    return LANES.get(category, OTHER_LANE)
+
+
+@dataclass(frozen=True, slots=True)
+class SendRequest:
+    """One message a business (or the platform) asks to send.
+
+    ``jurisdiction`` and ``zone`` override what the recipient's area code says.
+    ``reply_role`` names the number a customer wrote to, for compliance replies.
+    """
+
+    business: int | str
+    to: Phone
+    message_type: str
+    body: str
+    media: tuple[str, ...] = ()
+    idempotency_key: str | None = None
+    reply_role: str | None = None
+    jurisdiction: str | None = None
+    zone: str | None = None
+
+    @property
+    def channel(self) -> Channel:
+        return Channel.MMS if self.media else Channel.SMS
+
+    def payload_hash(self, business_id: int) -> str:
+        payload = {
+            "business": business_id,
+            "to": self.to.e164,
+            "type": self.message_type,
+            "body": self.body,
+            "media": list(self.media),
+            "reply_role": self.reply_role,
+            "jurisdiction": self.jurisdiction,
+            "zone": self.zone,
+        }
+        canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Admitted:
+    """What happened to one request. ``repeated`` is true for a known idempotency key."""
+
+    message_id: int
+    state: str
+    outcome: Outcome
+    reason: str
+    rule_id: str
+    role: str | None
+    not_before: dt.datetime
+    segments: int
+    repeated: bool = False
+
+
+@dataclass(slots=True)
+class CampaignSummary:
+    """Counts per outcome of a bulk admission."""
+
+    admitted: int = 0
+    repeated: int = 0
+    by_outcome: dict[str, int] = field(default_factory=dict)
+    by_rule: dict[str, int] = field(default_factory=dict)
+
+    def add(self, result: Admitted) -> None:
+        self.admitted += 1
+        self.repeated += result.repeated
+        self.by_outcome[result.outcome.value] = (
+            self.by_outcome.get(result.outcome.value, 0) + 1
+        )
+        self.by_rule[result.rule_id] = self.by_rule.get(result.rule_id, 0) + 1
+
+
+class IdempotencyConflict(ConstraintViolation):
+    """The idempotency key was used before with a different payload."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "idempotency_key",
+            "already used for a different message; use a new key for a new message",
+        )
+
+
+def facts_for(
+    message_type: str,
+    channel: Channel,
+    snapshot: Snapshot,
+    reply_role: str | None,
+    candidate: Candidate,
+    marketing_sent_24h: int = 0,
+) -> Facts:
+    """The facts for one message to a recipient where ``candidate`` says, at its clock."""
+    return Facts(
+        message_type=message_type,
+        channel=channel,
+        jurisdiction=candidate.jurisdiction,
+        local_date=candidate.local_date,
+        local_time=candidate.local_time,
+        marketing_sent_24h=marketing_sent_24h,
+        reply_role=reply_role,
+        **snapshot.fact_fields(),
+    )
+
+
+def decide(
+    engine: Engine,
+    build: Callable[[Candidate], Facts],
+    location: Location,
+    now: dt.datetime,
+) -> tuple[Decision, Facts, dt.datetime]:
+    """The strictest decision over the recipient's candidate zones.
+
+    Returns the decision, the facts it was made from, and when the message may leave:
+    ``now``, or the end of quiet hours in UTC for a deferral with a time. A worker decides
+    again when that time comes.
+    """
+    found = decide_strictest(engine, build, location, now)
+    return found.decision, build(found.candidate), found.not_before or now
+
+
+def marketing_sent_24h(
+    session: Session,
+    business: int,
+    phone: Phone,
+    now: dt.datetime,
+    *,
+    exclude: int | None = None,
+) -> int:
+    """Marketing messages handed to the provider for this recipient in the last 24 h.
+
+    The worker counts again when it claims a message, so the cap holds at send time even
+    for messages queued together.
+    """
+    message = tables.Message
+    query = (
+        select(func.count())
+        .select_from(message)
+        .where(
+            col(message.business_id) == business,
+            col(message.phone) == phone.e164,
+            col(message.category) == "marketing",
+            col(message.state).in_(("sending", "sent", "unknown")),
+            col(message.updated_at) >= now - dt.timedelta(hours=24),
+        )
+    )
+    if exclude is not None:
+        query = query.where(col(message.id) != exclude)
+    return int(session.execute(query).scalar_one())
+
+
+def from_number(
+    session: Session, policy: Policy, business: int, role: str
+) -> int | None:
+    """The id of the active number in ``role`` for ``business`` (or the platform's)."""
+    number = tables.Number
+    owner_is_platform = policy.roles[role].owner == "platform"
+    whose = (
+        col(number.business_id).is_(None)
+        if owner_is_platform
+        else col(number.business_id) == business
+    )
+    return session.execute(
+        select(col(number.id)).where(
+            col(number.role) == role, whose, col(number.retired_at).is_(None)
+        )
+    ).scalar_one_or_none()
+
+
+def next_ranks(session: Session, business: int, lane: int, count: int) -> int:
+    """Reserve ``count`` fair-queuing ranks for ``business`` in ``lane``; the first one.
+
+    A business's messages follow each other, but a newcomer starts at the head of the
+    lane, so one business's campaign does not push another's messages behind it.
+    """
+    lock(session, f"fair:{lane}")
+    head = session.execute(
+        select(func.min(col(tables.Message.rank))).where(
+            col(tables.Message.state) == "queued", col(tables.Message.lane) == lane
+        )
+    ).scalar_one_or_none()
+    clock = session.get(tables.LaneClock, lane)
+    tag = session.get(tables.FairTag, (business, lane))
+    floor = head - 1 if head is not None else (clock.clock if clock else 0)
+    start = max(tag.last_rank if tag else 0, floor)
+    if tag is None:
+        tag = tables.FairTag(business_id=business, lane=lane, last_rank=0)
+    tag.last_rank = start + count
+    if clock is None:
+        clock = tables.LaneClock(lane=lane, clock=0)
+    clock.clock = max(clock.clock, start + count)
+    session.add(tag)
+    session.add(clock)
+    return start + 1
+
+
+def _state_for(decision: Decision) -> str:
+    if decision.outcome is Outcome.SEND:
+        return "queued"
+    if decision.outcome is Outcome.DEFER:
+        return "queued" if decision.not_before_local is not None else "held"
+    return "suppressed" if decision.outcome is Outcome.SUPPRESS else "rejected"
+
+
+def _row(
+    business: int,
+    request: SendRequest,
+    payload_hash: str,
+    decision: Decision,
+    facts: Facts,
+    location: Location,
+    not_before: dt.datetime,
+    number_id: int | None,
+    rank: int,
+    now: dt.datetime,
+) -> dict[str, Any]:
+    state = _state_for(decision)
+    if decision.outcome is Outcome.SEND and number_id is None:
+        raise FieldError("role", f"no active {decision.role} number to send from")
+    return {
+        "business_id": business,
+        "phone": request.to.e164,
+        "message_type": request.message_type,
+        "channel": request.channel.value,
+        "body": request.body,
+        "media": json.dumps(list(request.media)),
+        "idempotency_key": request.idempotency_key,
+        "payload_hash": payload_hash,
+        "correlation": uuid.uuid4().hex,
+        "category": decision.category or "unknown",
+        "scope": decision.scope,
+        "role": decision.role,
+        "from_number_id": number_id,
+        "reply_role": request.reply_role,
+        "jurisdiction": location.jurisdiction,
+        "zones": ",".join(location.zones),
+        "segments": segments.count(request.body).segments,
+        "lane": lane_of(decision.category or ""),
+        "rank": rank,
+        "state": state,
+        "outcome": decision.outcome.value,
+        "reason": decision.reason,
+        "rule_id": decision.rule.id,
+        "rule_file": decision.rule.file,
+        "rule_line": decision.rule.line,
+        "policy_hash": decision.policy_hash,
+        "facts": json.dumps(facts.to_mapping(), separators=(",", ":")),
+        "not_before": not_before,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+def _admitted(row: tables.Message, repeated: bool) -> Admitted:
+    if row.id is None:
+        raise FieldError("message", "not written")
+    return Admitted(
+        message_id=row.id,
+        state=row.state,
+        outcome=Outcome(row.outcome),
+        reason=row.reason,
+        rule_id=row.rule_id,
+        role=row.role,
+        not_before=row.not_before,
+        segments=row.segments,
+        repeated=repeated,
+    )
+
+
+def _existing(session: Session, business: int, request: SendRequest) -> Admitted | None:
+    if request.idempotency_key is None:
+        return None
+    row = session.execute(
+        select(tables.Message).where(
+            col(tables.Message.business_id) == business,
+            col(tables.Message.idempotency_key) == request.idempotency_key,
+        )
+    ).scalar_one_or_none()
+    if row is None:
+        return None
+    if row.payload_hash != request.payload_hash(business):
+        raise IdempotencyConflict()
+    return _admitted(row, repeated=True)
+
+
+def _location(request: SendRequest) -> Location:
+    return locate(request.to.e164, jurisdiction=request.jurisdiction, zone=request.zone)
+
+
+def admit(
+    db: DbEngine,
+    engine: Engine,
+    request: SendRequest,
+    *,
+    now: dt.datetime | None = None,
+) -> Admitted:
+    """Decide and record one message, all in one transaction.
+
+    Raises :class:`~dispatcher.errors.FieldError` (unknown business, no number in the
+    role the policy chose) or :class:`IdempotencyConflict`; nothing is written then.
+    """
+    policy = engine.policy
+    when = now or utc_now()
+    try:
+        with transaction(db) as session:
+            business = resolve_business(session, request.business)
+            earlier = _existing(session, business, request)
+            if earlier is not None:
+                return earlier
+            assist, accelerate, numbers = number_statuses(session, policy, business)
+            states = consent.states(session, policy, request.to, business)
+            snapshot = Snapshot(business, assist, accelerate, numbers, states)
+            sent = marketing_sent_24h(session, business, request.to, when)
+            location = _location(request)
+
+            def build(candidate: Candidate) -> Facts:
+                return facts_for(
+                    request.message_type,
+                    request.channel,
+                    snapshot,
+                    request.reply_role,
+                    candidate,
+                    sent,
+                )
+
+            decision, facts, not_before = decide(engine, build, location, when)
+            number_id = (
+                from_number(session, policy, business, decision.role)
+                if decision.outcome is Outcome.SEND and decision.role
+                else None
+            )
+            rank = next_ranks(session, business, lane_of(decision.category or ""), 1)
+            values = _row(
+                business,
+                request,
+                request.payload_hash(business),
+                decision,
+                facts,
+                location,
+                not_before,
+                number_id,
+                rank,
+                when,
+            )
+            row = tables.Message(**values)
+            session.add(row)
+            session.flush()
+            return _admitted(row, repeated=False)
+    except ConstraintViolation as error:
+        if error.field != "row" or request.idempotency_key is None:
+            raise
+        # Two requests with one key raced; the first one's row is the answer.
+        with transaction(db, write=False) as session:
+            business = resolve_business(session, request.business)
+            found = _existing(session, business, request)
+        if found is None:
+            raise
+        return found
+
+
+def admit_many(
+    db: DbEngine,
+    engine: Engine,
+    requests: Iterable[SendRequest],
+    *,
+    now: dt.datetime | None = None,
+    chunk: int = 1000,
+    progress: Callable[[int], None] | None = None,
+) -> CampaignSummary:
+    """Decide and record many messages of one business, ``chunk`` per transaction.
+
+    Each chunk is atomic; a crash between chunks leaves the earlier ones admitted, and
+    running the campaign again with the same idempotency keys admits only the rest.
+    """
+    summary = CampaignSummary()
+    batch: list[SendRequest] = []
+    for request in requests:
+        batch.append(request)
+        if len(batch) == chunk:
+            _admit_chunk(db, engine, batch, now or utc_now(), summary)
+            if progress:
+                progress(len(batch))
+            batch = []
+    if batch:
+        _admit_chunk(db, engine, batch, now or utc_now(), summary)
+        if progress:
+            progress(len(batch))
+    return summary
+
+
+def _admit_chunk(
+    db: DbEngine,
+    engine: Engine,
+    batch: Sequence[SendRequest],
+    when: dt.datetime,
+    summary: CampaignSummary,
+) -> None:
+    policy = engine.policy
+    with transaction(db) as session:
+        businesses = {resolve_business(session, r.business) for r in batch}
+        if len(businesses) != 1:
+            raise FieldError("business", "a campaign belongs to one business")
+        (business,) = businesses
+        keys = [r.idempotency_key for r in batch if r.idempotency_key]
+        seen: dict[str, tuple[str, tables.Message]] = {}
+        if keys:
+            rows = session.execute(
+                select(tables.Message).where(
+                    col(tables.Message.business_id) == business,
+                    col(tables.Message.idempotency_key).in_(keys),
+                )
+            ).scalars()
+            seen = {row.idempotency_key or "": (row.payload_hash, row) for row in rows}
+        assist, accelerate, numbers = number_statuses(session, policy, business)
+        phones = [r.to for r in batch]
+        states = consent.states_many(session, policy, phones, business)
+        numbers_by_role: dict[str, int | None] = {}
+        pending: list[tuple[SendRequest, Decision, Facts, Location, dt.datetime]] = []
+        for request in batch:
+            digest = request.payload_hash(business)
+            if request.idempotency_key and request.idempotency_key in seen:
+                known_hash, row = seen[request.idempotency_key]
+                if known_hash != digest:
+                    raise IdempotencyConflict()
+                summary.add(_admitted(row, repeated=True))
+                continue
+            snapshot = Snapshot(
+                business,
+                assist,
+                accelerate,
+                numbers,
+                states.get(
+                    request.to.e164, dict.fromkeys(policy.scopes, ConsentState.NONE)
+                ),
+            )
+            location = _location(request)
+
+            def build(
+                candidate: Candidate,
+                request: SendRequest = request,
+                snapshot: Snapshot = snapshot,
+            ) -> Facts:
+                return facts_for(
+                    request.message_type,
+                    request.channel,
+                    snapshot,
+                    request.reply_role,
+                    candidate,
+                )
+
+            decision, facts, not_before = decide(engine, build, location, when)
+            pending.append((request, decision, facts, location, not_before))
+        by_lane: dict[int, int] = {}
+        for _, decision, *_ in pending:
+            lane = lane_of(decision.category or "")
+            by_lane[lane] = by_lane.get(lane, 0) + 1
+        next_rank = {
+            lane: next_ranks(session, business, lane, n) for lane, n in by_lane.items()
+        }
+        values = []
+        for request, decision, facts, location, not_before in pending:
+            lane = lane_of(decision.category or "")
+            rank = next_rank[lane]
+            next_rank[lane] += 1
+            number_id = None
+            if decision.outcome is Outcome.SEND and decision.role:
+                if decision.role not in numbers_by_role:
+                    numbers_by_role[decision.role] = from_number(
+                        session, policy, business, decision.role
+                    )
+                number_id = numbers_by_role[decision.role]
+            values.append(
+                _row(
+                    business,
+                    request,
+                    request.payload_hash(business),
+                    decision,
+                    facts,
+                    location,
+                    not_before,
+                    number_id,
+                    rank,
+                    when,
+                )
+            )
+        if values:
+            session.execute(insert(tables.Message), values)
+        for written in values:
+            summary.admitted += 1
+            outcome = str(written["outcome"])
+            summary.by_outcome[outcome] = summary.by_outcome.get(outcome, 0) + 1
+            rule = str(written["rule_id"])
+            summary.by_rule[rule] = summary.by_rule.get(rule, 0) + 1
