@@ -20,11 +20,11 @@ durable_rules 2.0.28 has traps; each is closed here rather than documented for c
   host runs without its timer threads, and each decision checks that exactly one action
   ran, on the calling thread.
 * At most 1,024 live states per ruleset: every event goes to the one default state, and
-an
-  action can never leave an exception behind in it (the state is dropped if it does).
+  an action can never leave an exception behind in it (the state is dropped if it does).
 * A registered ruleset cannot be replaced: each engine registers a ruleset under a name
-of
-  its own and deletes it on :meth:`DurableEngine.close`.
+  of its own and deletes it on :meth:`DurableEngine.close`.
+* 512 rules in one ruleset fail and 513 or more hang while registering: a policy with
+  more than :data:`MAX_RULES` rules is refused with a clear error.
 
 First match is expressed with rule priorities (a lower number runs first, and the
 matched event is consumed by the first action). A last, catch-all rule stands for "no
