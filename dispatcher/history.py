@@ -29,7 +29,7 @@ from sqlmodel import Session, col
 from . import tables
 from .businesses import business_id as resolve_business
 from .errors import FieldError
-from .phone import Phone, mask
+from .phone import Phone
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
@@ -222,7 +222,7 @@ def _numbers(session: Session, ids: set[int | None]) -> dict[int | None, str]:
     rows = session.execute(
         select(col(number.id), col(number.e164)).where(col(number.id).in_(wanted))
     ).all()
-    return {int(number_id): mask(str(e164)) for number_id, e164 in rows}
+    return {int(number_id): _masked(str(e164)) for number_id, e164 in rows}
 
 
 def keyword_replies(
@@ -257,10 +257,14 @@ def keyword_replies(
             at=row.at,
             ref=row.source_ref or str(row.id),
             role=found.role if found else None,
-            number=mask(found.e164) if found else None,
+            number=_masked(found.e164) if found else None,
             body=None,
             keyword=None,
             keyword_kind="opt_out" if row.action == "opt_out" else "opt_in",
         )
         for row, found in rows
     ]
+
+
+def _masked(e164: str) -> str:
+    return Phone.from_stored(e164).masked
