@@ -6,12 +6,13 @@ Secrets are never read from the file: it names the environment variables that ho
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from . import _resources, _yaml
 from ._validation import schema_problems
+from .billing import Rates
 from .errors import ConfigError, Problem
 
 ENV_VAR = "DISPATCHER_CONFIG"
@@ -31,6 +32,7 @@ class Config:
     provider: str
     twilio: dict[str, str]
     source: str | None = None
+    billing: Rates = field(default_factory=Rates.default)
 
     @property
     def effective_database_url(self) -> str:
@@ -59,6 +61,7 @@ def _build(raw: dict[str, Any], base: Path, source: str | None) -> Config:
         provider=provider["kind"],
         twilio=dict(provider.get("twilio", {})),
         source=source,
+        billing=Rates.from_config(raw.get("billing")),
     )
 
 

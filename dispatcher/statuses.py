@@ -17,7 +17,7 @@ from sqlalchemy import Engine as DbEngine
 from sqlalchemy import select
 from sqlmodel import Session, col
 
-from . import consent, tables
+from . import billing, consent, tables
 from .consent import ConsentSource
 from .phone import Phone
 from .policy import Policy
@@ -95,6 +95,7 @@ def apply_status(
                 row.state = "sent"
             row.updated_at = when
             session.add(row)
+            billing.bill_message(session, row.id, when)
         if report.error_code is not None:
             action = classify(report.error_code).action
             if action is ErrorAction.RECORD_OPT_OUT and row.scope is not None:

@@ -474,3 +474,58 @@ class LaneClock(SQLModel, table=True):
 
     lane: int = Field(primary_key=True)
     clock: int = Field(sa_column=Column(BigInteger(), nullable=False))
+
+
+# --- usage billing --------------------------------------------------------------------
+
+USAGE_DIRECTIONS = ("outbound", "inbound")
+USAGE_KINDS = ("sms", "mms", "call")
+USAGE_ENTRIES = ("charge", "credit")
+USAGE_SOURCES = ("message", "inbound", "call")
+UQ_USAGE_SOURCE = "uq_usage_events_source"
+
+
+class UsageEvent(SQLModel, table=True):
+    """One billable event, append-only: a charge, or the credit that cancels one.
+
+    ``units`` are segments (SMS), messages (MMS) or started minutes (calls), negative
+    in a credit. ``(source, source_ref, entry)`` is unique: the message id, the inbound
+    MessageSid or the CallSid is billed once and credited at most once, however often
+    the worker settles or a callback is replayed. ``business_id`` is NULL for usage of
+    the platform's own numbers that no business answers for.
+    """
+
+    __tablename__ = "usage_events"
+    __table_args__ = (
+        CheckConstraint(_in("direction", USAGE_DIRECTIONS), name="direction"),
+        CheckConstraint(_in("kind", USAGE_KINDS), name="kind"),
+        CheckConstraint(_in("entry", USAGE_ENTRIES), name="entry"),
+        CheckConstraint(_in("source", USAGE_SOURCES), name="source"),
+        Index(UQ_USAGE_SOURCE, "source", "source_ref", "entry", unique=True),
+        Index("ix_usage_events_business_at", "business_id", "at"),
+    )
+
+    id: int | None = _big_id(primary_key=True)
+    business_id: int | None = Field(
+        default=None, foreign_key="businesses.id", ondelete="RESTRICT"
+    )
+    number_id: int | None = Field(
+        default=None, foreign_key="numbers.id", ondelete="RESTRICT"
+    )
+    role: str = Field(sa_type=String(64))
+    direction: str = Field(sa_type=String(8))
+    kind: str = Field(sa_type=String(8))
+    units: int
+    seconds: int | None = None
+    entry: str = Field(sa_type=String(8))
+    source: str = Field(sa_type=String(8))
+    source_ref: str = Field(sa_type=String(64))
+    message_id: int | None = Field(
+        default=None,
+        sa_column=Column(
+            BigInteger().with_variant(Integer(), "sqlite"),
+            ForeignKey("messages.id", ondelete="RESTRICT"),
+            nullable=True,
+        ),
+    )
+    at: dt.datetime = _when()

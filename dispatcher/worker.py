@@ -35,7 +35,7 @@ from sqlalchemy import CursorResult, select, text, update
 from sqlalchemy import Engine as DbEngine
 from sqlmodel import Session, col
 
-from . import consent, tables
+from . import billing, consent, tables
 from .consent import ConsentSource
 from .decision import Decision
 from .engine import Engine
@@ -370,6 +370,7 @@ class Worker:
                 and result.error.action is ErrorAction.RECORD_OPT_OUT
             ):
                 self._record_provider_opt_out(session, claim, now)
+            billing.bill_message(session, claim.message_id, now)
         outcome = values.get("state", "sent")
         event = "send_settled" if outcome == "sent" else "send_failed"
         level = (

@@ -9,6 +9,7 @@ from __future__ import annotations
 import click
 
 from . import (
+    billing_commands,
     consent_commands,
     data_commands,
     policy_commands,
@@ -48,3 +49,5 @@ main.add_command(send_commands.campaign)
 main.add_command(send_commands.worker)
 main.add_command(send_commands.audit_command)
 main.add_command(send_commands.deadletters)
+main.add_command(billing_commands.usage)
+main.add_command(billing_commands.history_command)

@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from .. import segments
 from ..decision import Decision
 from ..engine import Engine
 from ..errors import FactsError
@@ -94,6 +95,10 @@ def _pairs(values: tuple[str, ...], option: str) -> dict[str, str]:
     help="Marketing messages sent to the recipient in the last 24 hours.",
 )
 @click.option("--reply-role", help="Role of the number the customer wrote to.")
+@click.option(
+    "--body",
+    help="Message text: show its encoding, its segments and what forced UCS-2.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for a program.")
 @click.pass_obj
 def explain(
@@ -103,12 +108,14 @@ def explain(
     facts_file: Any,
     message_type: str | None,
     all_types: bool,
+    body: str | None,
     as_json: bool,
     **given: Any,
 ) -> None:
     """Decide one message and show why, rule by rule.
 
-    Facts come from --facts and/or the options (options win).
+    Facts come from --facts and/or the options (options win). With --body, the text's
+    cost in segments is shown too.
     """
     policy = state.policy(rules_path)
     engine = Engine(policy)
@@ -136,7 +143,7 @@ def explain(
         results.append((facts, engine.explain(facts)))
 
     if as_json:
-        payload = [
+        payload: list[dict[str, Any]] = [
             {
                 "facts": f.to_mapping(),
                 "assumed": sorted(assumed),
@@ -144,12 +151,33 @@ def explain(
             }
             for f, d in results
         ]
+        if body is not None:
+            cost = {**segments.count(body).to_mapping(), "text": segments.explain(body)}
+            for item in payload:
+                item["segments"] = cost
         click.echo(json.dumps(payload if all_types else payload[0], indent=2))
         return
     if all_types:
         _print_table(policy, results, assumed)
     else:
         _print_explanation(policy, *results[0], assumed)
+    if body is not None:
+        _print_segments(body)
+
+
+def _print_segments(body: str) -> None:
+    """The body's encoding, segment count, and each character that forced UCS-2."""
+    cost = segments.count(body)
+    click.echo(
+        f"segments: {cost.segments} ({cost.encoding.value}, {cost.units} units, "
+        f"{cost.chars} characters)"
+    )
+    click.echo(f"  {segments.explain(body)}")
+    for char in cost.non_gsm:
+        hint = f", use {char.lookalike!r}" if char.lookalike else ""
+        click.echo(
+            f"  position {char.offset + 1}: {char.name} {char.char!r} forces ucs-2{hint}"
+        )
 
 
 def _facts_document(

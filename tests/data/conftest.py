@@ -26,6 +26,7 @@ from dispatcher.policy import Policy
 
 POSTGRES_ENV = "DISPATCHER_TEST_POSTGRES_URL"
 TABLES = (
+    "usage_events",
     "lane_clocks",
     "fair_tags",
     "pacers",
