@@ -26,6 +26,8 @@ from dispatcher.policy import Policy
 
 POSTGRES_ENV = "DISPATCHER_TEST_POSTGRES_URL"
 TABLES = (
+    "api_keys",
+    "inbound_messages",
     "lane_clocks",
     "fair_tags",
     "pacers",
