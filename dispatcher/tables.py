@@ -508,6 +508,7 @@ class InboundMessage(SQLModel, table=True):
     keyword: str | None = Field(default=None, sa_type=String(64))
     language: str | None = Field(default=None, sa_type=String(16))
     matched_by: str | None = Field(default=None, sa_type=String(16))
+    reply_type: str | None = Field(default=None, sa_type=String(64))
     consent_event_id: int | None = Field(
         default=None,
         sa_column=Column(

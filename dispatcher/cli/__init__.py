@@ -14,6 +14,7 @@ from . import (
     policy_commands,
     review_commands,
     send_commands,
+    service_commands,
 )
 from ._state import State
 
@@ -48,3 +49,5 @@ main.add_command(send_commands.campaign)
 main.add_command(send_commands.worker)
 main.add_command(send_commands.audit_command)
 main.add_command(send_commands.deadletters)
+main.add_command(service_commands.serve)
+main.add_command(service_commands.keys_group)

@@ -35,6 +35,7 @@ def upgrade() -> None:
         sa.Column("keyword", sa.String(length=64), nullable=True),
         sa.Column("language", sa.String(length=16), nullable=True),
         sa.Column("matched_by", sa.String(length=16), nullable=True),
+        sa.Column("reply_type", sa.String(length=64), nullable=True),
         sa.Column("consent_event_id", _BIG_ID, nullable=True),
         sa.Column("received_at", _WHEN, nullable=False),
         sa.ForeignKeyConstraint(
