@@ -19,14 +19,14 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
-# The main job on the embedded default: the example rules, checked and put to work.
+# The main job on the embedded default: a working dispatcher with a demo business, its
+# numbers and the simulator, served until Ctrl-C. `make run RUN_ARGS=--check` drives it
+# through HTTP once, prints the outcomes and exits (0 when they are as the rules say).
+RUN_ARGS ?=
 run: setup
 	$(BIN)/dispatcher db upgrade
 	$(BIN)/dispatcher validate rules
-	$(BIN)/dispatcher explain --all-types --assist --accelerate --consent marketing=opted_in \
-		--jurisdiction US-TX --date 2026-12-05 --time 14:00 --reply-role transactional
-	$(BIN)/dispatcher explain --type promotion --consent marketing=opted_in \
-		--jurisdiction US-FL --date 2026-12-03 --time 20:30
+	$(BIN)/dispatcher serve --demo $(RUN_ARGS)
 
 lint: setup
 	$(BIN)/ruff check dispatcher tests bench

@@ -35,7 +35,9 @@ def rss_mib() -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--decisions", type=int, default=1_000_000)
-    parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "memory.json")
+    parser.add_argument(
+        "--out", type=Path, default=REPO / "bench" / "results" / "memory.json"
+    )
     args = parser.parse_args()
 
     policy = load_policy(REPO / "rules")

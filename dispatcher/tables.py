@@ -61,6 +61,8 @@ UQ_PLATFORM_ROLE = "uq_numbers_platform_role"
 UQ_SECOND_NUMBER = "uq_number_changes_second_number"
 UQ_STATE_BUSINESS = "uq_consent_states_business"
 UQ_STATE_PLATFORM = "uq_consent_states_platform"
+UQ_INBOUND_SID = "uq_inbound_messages_message_sid"
+UQ_API_KEY_DIGEST = "uq_api_keys_digest"
 
 ACTIVE = "retired_at IS NULL"
 
@@ -529,3 +531,70 @@ class UsageEvent(SQLModel, table=True):
         ),
     )
     at: dt.datetime = _when()
+
+
+class InboundMessage(SQLModel, table=True):
+    """An SMS a customer sent to one of our numbers, append-only, keyword or not.
+
+    ``business_id`` is NULL for the platform's global number. ``keyword_kind`` is what
+    the reply classifier found (``opt_out``, ``opt_in``, ``help``, ``revocation``) or
+    NULL for ordinary chat. A provider message id is stored once: a webhook delivered
+    twice finds its row and changes nothing.
+    """
+
+    __tablename__ = "inbound_messages"
+    __table_args__ = (
+        Index(UQ_INBOUND_SID, "message_sid", unique=True),
+        Index("ix_inbound_messages_business_phone", "business_id", "phone", "id"),
+    )
+
+    id: int | None = _big_id(primary_key=True)
+    message_sid: str = Field(sa_type=String(64))
+    business_id: int | None = Field(
+        default=None, foreign_key="businesses.id", ondelete="RESTRICT"
+    )
+    number_id: int = Field(foreign_key="numbers.id", ondelete="RESTRICT")
+    role: str = Field(sa_type=String(64))
+    scope: str = Field(sa_type=String(64))
+    phone: str = Field(sa_type=String(16))
+    body: str = Field(sa_type=Text)
+    segments: int
+    keyword_kind: str | None = Field(default=None, sa_type=String(16))
+    keyword: str | None = Field(default=None, sa_type=String(64))
+    language: str | None = Field(default=None, sa_type=String(16))
+    matched_by: str | None = Field(default=None, sa_type=String(16))
+    reply_type: str | None = Field(default=None, sa_type=String(64))
+    consent_event_id: int | None = Field(
+        default=None,
+        sa_column=Column(
+            BigInteger().with_variant(Integer(), "sqlite"),
+            ForeignKey("consent_events.id", ondelete="RESTRICT"),
+            nullable=True,
+        ),
+    )
+    received_at: dt.datetime = _when()
+
+
+class ApiKey(SQLModel, table=True):
+    """A key for the HTTP API, stored as its SHA-256 digest only.
+
+    ``business_id`` is NULL for a platform key, which administers every business. The
+    key itself is shown once, when it is made; ``prefix`` lets a person tell keys apart.
+    """
+
+    __tablename__ = "api_keys"
+    __table_args__ = (
+        Index(UQ_API_KEY_DIGEST, "digest", unique=True),
+        Index("ix_api_keys_business_id", "business_id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    business_id: int | None = Field(
+        default=None, foreign_key="businesses.id", ondelete="RESTRICT"
+    )
+    prefix: str = Field(sa_type=String(16))
+    digest: str = Field(sa_type=String(64))
+    label: str = Field(sa_type=String(200))
+    created_by: str = Field(sa_type=String(200))
+    created_at: dt.datetime = _when()
+    revoked_at: dt.datetime | None = _when(nullable=True)

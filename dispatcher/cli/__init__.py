@@ -15,6 +15,7 @@ from . import (
     policy_commands,
     review_commands,
     send_commands,
+    service_commands,
 )
 from ._state import State
 
@@ -51,3 +52,5 @@ main.add_command(send_commands.audit_command)
 main.add_command(send_commands.deadletters)
 main.add_command(billing_commands.usage)
 main.add_command(billing_commands.history_command)
+main.add_command(service_commands.serve)
+main.add_command(service_commands.keys_group)

@@ -39,7 +39,7 @@ from .base import (
     mask_phone,
     scrub,
 )
-from .credentials import TwilioCredentials
+from .credentials import Secret, TwilioCredentials
 
 log = structlog.get_logger("dispatcher.providers")
 
@@ -258,8 +258,7 @@ class TwilioProvider:
         ``url`` is the public URL Twilio called (the config's ``public_base_url`` plus the
         path and query), not the one a TLS-terminating proxy hands to the application.
         """
-        validator = RequestValidator(self._token.reveal())
-        return bool(validator.validate(url, dict(params), signature))
+        return signature_is_valid(self._token, url, params, signature)
 
     def close(self) -> None:
         session = self._http.session
@@ -285,6 +284,24 @@ class TwilioProvider:
                 detail=result.detail,
                 **fields,
             )
+
+
+def signature_is_valid(
+    auth_token: Secret, url: str, params: Mapping[str, str], signature: str
+) -> bool:
+    """Whether ``signature`` (``X-Twilio-Signature``) signs ``url`` and the POST params
+    with ``auth_token``, as Twilio signs its webhooks. Needs no account or client, so
+    the webhook service can check requests without building a provider."""
+    validator = RequestValidator(auth_token.reveal())
+    return bool(validator.validate(url, dict(params), signature))
+
+
+def signature_for(auth_token: Secret, url: str, params: Mapping[str, str]) -> str:
+    """The ``X-Twilio-Signature`` Twilio would send for ``url`` and ``params`` (for the
+    demo and load tools, which play Twilio's part)."""
+    return str(
+        RequestValidator(auth_token.reveal()).compute_signature(url, dict(params))
+    )
 
 
 def _code_and_status(

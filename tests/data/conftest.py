@@ -27,6 +27,8 @@ from dispatcher.policy import Policy
 POSTGRES_ENV = "DISPATCHER_TEST_POSTGRES_URL"
 TABLES = (
     "usage_events",
+    "api_keys",
+    "inbound_messages",
     "lane_clocks",
     "fair_tags",
     "pacers",

@@ -1,0 +1,133 @@
+"""Twilio's webhooks: inbound SMS and message status callbacks.
+
+Every request is checked first: ``X-Twilio-Signature`` must sign the public URL Twilio
+called (the configured ``public_base_url`` plus the path and query, so the check holds
+behind a TLS-terminating proxy) and the POST parameters, with the account's auth token,
+by Twilio's own validator. A missing or wrong signature gets 403 and changes nothing.
+Twilio signs no timestamp, so a replay is stopped by the message id: an inbound
+``MessageSid`` is stored once, a status report once per (message, status).
+"""
+
+from __future__ import annotations
+
+import time
+from urllib.parse import parse_qsl
+
+import structlog
+from fastapi import APIRouter, Request, Response
+from starlette.concurrency import run_in_threadpool
+
+from ..inbound import InboundSms, receive
+from ..phone import Phone
+from .app_state import service_of
+
+log = structlog.get_logger("dispatcher.service.webhooks")
+
+router = APIRouter(prefix="/webhooks/twilio", tags=["webhooks"])
+
+SIGNATURE_HEADER = "X-Twilio-Signature"
+EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
+_SIGNED = {
+    "description": "Form fields as Twilio posts them, signed with X-Twilio-Signature.",
+    "content": {"application/x-www-form-urlencoded": {"schema": {"type": "object"}}},
+}
+
+
+def public_url(request: Request, base: str | None) -> str:
+    """The URL Twilio called: ``base`` (scheme, host, maybe a path prefix) with the
+    request's path and query; without ``base``, the URL as the app received it."""
+    root = base.rstrip("/") if base else f"{request.url.scheme}://{request.url.netloc}"
+    query = request.url.query
+    return root + request.url.path + (f"?{query}" if query else "")
+
+
+async def _verified(request: Request, endpoint: str) -> dict[str, str] | None:
+    """The form fields when the signature holds; None (and a counted rejection) else."""
+    service = service_of(request)
+    body = await request.body()
+    reason = None
+    signature = request.headers.get(SIGNATURE_HEADER)
+    if service.webhook_token is None:
+        reason = "no_auth_token_configured"
+    elif not signature:
+        reason = "missing_signature"
+    try:
+        form = dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
+    except UnicodeDecodeError:
+        form, reason = {}, reason or "unreadable_body"
+    if reason is None and service.webhook_token is not None and signature:
+        from ..providers.twilio_provider import signature_is_valid
+
+        url = public_url(request, service.public_base_url)
+        if not signature_is_valid(service.webhook_token, url, form, signature):
+            reason = "bad_signature"
+    if reason is not None:
+        service.metrics.webhook_rejections.labels(endpoint, reason).inc()
+        log.warning("webhook_rejected", endpoint=endpoint, reason=reason)
+        return None
+    return form
+
+
+@router.post(
+    "/sms",
+    summary="Inbound SMS (Twilio's messaging webhook).",
+    response_class=Response,
+    responses={
+        200: {"description": "Empty TwiML: replies go out through the send pipeline."},
+        403: {"description": "Missing or wrong X-Twilio-Signature."},
+        404: {"description": "The number written to is not an active number."},
+        422: {"description": "A form field is missing or malformed."},
+    },
+    openapi_extra={"requestBody": _SIGNED},
+)
+async def inbound_sms(request: Request) -> Response:
+    started = time.perf_counter()
+    form = await _verified(request, "sms")
+    if form is None:
+        return Response("forbidden", status_code=403, media_type="text/plain")
+    service = service_of(request)
+    sms = InboundSms(
+        sid=form.get("MessageSid") or form.get("SmsSid") or "",
+        sender=Phone.parse(form.get("From", ""), field="From"),
+        number=Phone.parse(form.get("To", ""), field="To"),
+        body=form.get("Body", ""),
+    )
+    loaded = service.policies.current()
+    received = await run_in_threadpool(
+        receive,
+        service.db,
+        loaded.engine,
+        loaded.classifier,
+        sms,
+        service.inbound,
+        now=service.clock(),
+    )
+    kind = received.kind.value if received.kind else "none"
+    service.metrics.inbound.labels(received.role, kind).inc()
+    service.metrics.webhook_seconds.labels("sms").observe(time.perf_counter() - started)
+    return Response(EMPTY_TWIML, media_type="text/xml")
+
+
+@router.post(
+    "/status",
+    summary="Message status callback (the StatusCallback of each send).",
+    status_code=204,
+    response_class=Response,
+    responses={
+        403: {"description": "Missing or wrong X-Twilio-Signature."},
+        422: {"description": "A form field is missing or malformed."},
+    },
+    openapi_extra={"requestBody": _SIGNED},
+)
+async def status_callback(request: Request) -> Response:
+    started = time.perf_counter()
+    form = await _verified(request, "status")
+    if form is None:
+        return Response("forbidden", status_code=403, media_type="text/plain")
+    service = service_of(request)
+    url = public_url(request, service.public_base_url)
+    await run_in_threadpool(service.apply_callback, url, form)
+    service.metrics.webhook_seconds.labels("status").observe(
+        time.perf_counter() - started
+    )
+    return Response(status_code=204)
