@@ -33,6 +33,7 @@ from dataclasses import dataclass
 import structlog
 from sqlalchemy import CursorResult, select, text, update
 from sqlalchemy import Engine as DbEngine
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col
 
 from . import consent, tables
@@ -607,13 +608,7 @@ def _take_pace(
     number = session.get(tables.Number, number_id)
     if number is None:
         return False
-    pacer = session.execute(
-        select(tables.Pacer)
-        .where(col(tables.Pacer.number_id) == number_id)
-        .with_for_update()
-    ).scalar_one_or_none()
-    if pacer is None:
-        pacer = tables.Pacer(number_id=number_id, ready_at=now)
+    pacer = _locked_pacer(session, number_id, now)
     ready = max(pacer.ready_at, now)
     if ready - now > burst:
         return False
@@ -622,6 +617,32 @@ def _take_pace(
     )
     session.add(pacer)
     return True
+
+
+def _locked_pacer(session: Session, number_id: int, now: dt.datetime) -> tables.Pacer:
+    """The number's pacer row, locked until the transaction ends; created if missing.
+
+    Workers that meet a number for the first time at once must not both insert its row
+    (the loser's claim would fail on the primary key): the insert does nothing when a
+    concurrent one won, and the row is read again, locked.
+    """
+    query = (
+        select(tables.Pacer)
+        .where(col(tables.Pacer.number_id) == number_id)
+        .with_for_update()
+    )
+    pacer: tables.Pacer | None = session.execute(query).scalar_one_or_none()
+    if pacer is not None:
+        return pacer
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    session.execute(
+        insert(tables.Pacer)
+        .values(number_id=number_id, ready_at=now)
+        .on_conflict_do_nothing()
+    )
+    created: tables.Pacer = session.execute(query).scalar_one()
+    return created
 
 
 def _rowcount(result: object) -> int:
