@@ -33,6 +33,7 @@ from dataclasses import dataclass
 import structlog
 from sqlalchemy import CursorResult, select, text, update
 from sqlalchemy import Engine as DbEngine
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col
 
 from . import billing, consent, tables
@@ -57,6 +58,9 @@ from .snapshot import Snapshot, number_statuses
 from .store import transaction, utc_now
 
 log = structlog.get_logger("dispatcher.worker")
+
+# How many times one claim looks again past the numbers whose pacer refused.
+CLAIM_ROUNDS = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,22 +175,52 @@ class Worker:
         claims: list[Claim] = []
         with transaction(self.db) as session:
             message = tables.Message
-            query = (
-                select(message)
-                .where(col(message.state) == "queued", col(message.not_before) <= now)
-                .order_by(col(message.lane), col(message.rank), col(message.id))
-                .limit(self.settings.batch * 3)
-                .with_for_update(skip_locked=True)
+            # Numbers whose pacer is full are left out, and a number whose pacer
+            # refuses during this claim is left out of the next round, so that a
+            # backlog on one number does not hide the other numbers' messages.
+            paced_out = select(col(tables.Pacer.number_id)).where(
+                col(tables.Pacer.ready_at) > now + self.settings.burst
             )
-            rows = list(session.execute(query).scalars())
-            _share_consent_locks(session, engine, rows)
+            refused: set[int] = set()
+            seen: set[int] = set()
             snapshots: dict[int, tuple[bool, bool, dict[str, NumberStatus]]] = {}
-            for row in rows:
-                if len(claims) >= self.settings.batch:
+            for _ in range(CLAIM_ROUNDS):
+                query = select(message).where(
+                    col(message.state) == "queued",
+                    col(message.not_before) <= now,
+                    col(message.from_number_id).is_(None)
+                    | col(message.from_number_id).not_in(paced_out),
+                )
+                if refused:
+                    query = query.where(
+                        col(message.from_number_id).is_(None)
+                        | col(message.from_number_id).not_in(refused)
+                    )
+                if seen:
+                    query = query.where(col(message.id).not_in(seen))
+                query = (
+                    query.order_by(
+                        col(message.lane), col(message.rank), col(message.id)
+                    )
+                    .limit(self.settings.batch * 3)
+                    .with_for_update(skip_locked=True)
+                )
+                rows = list(session.execute(query).scalars())
+                if not rows:
                     break
-                claim = self._claim_one(session, engine, row, now, snapshots)
-                if claim is not None:
-                    claims.append(claim)
+                seen.update(_message_id(row) for row in rows)
+                _share_consent_locks(session, engine, rows)
+                refusals = len(refused)
+                for row in rows:
+                    if len(claims) >= self.settings.batch:
+                        break
+                    claim = self._claim_one(
+                        session, engine, row, now, snapshots, refused
+                    )
+                    if claim is not None:
+                        claims.append(claim)
+                if len(claims) >= self.settings.batch or len(refused) == refusals:
+                    break
         for claim in claims:
             log.info(
                 "send_claimed",
@@ -204,7 +238,10 @@ class Worker:
         row: tables.Message,
         now: dt.datetime,
         snapshots: dict[int, tuple[bool, bool, dict[str, NumberStatus]]],
+        refused: set[int],
     ) -> Claim | None:
+        if row.from_number_id in refused:
+            return None  # its number is paced out for this claim; it waits, unchanged
         policy = engine.policy
         phone = Phone.from_stored(row.phone)
         if row.business_id not in snapshots:
@@ -251,7 +288,10 @@ class Worker:
         number_id = from_number(session, policy, row.business_id, decision.role or "")
         if number_id is None:
             return None
-        if not _take_pace(session, number_id, row.segments, now, self.settings.burst):
+        if not _take_pace(
+            session, number_id, row.segments, self.clock, self.settings.burst
+        ):
+            refused.add(number_id)
             return None
         number = session.get(tables.Number, number_id)
         if number is None:  # pragma: no cover - from_number just read it
@@ -597,24 +637,21 @@ def _take_pace(
     session: Session,
     number_id: int,
     segments: int,
-    now: dt.datetime,
+    clock: Callable[[], dt.datetime],
     burst: dt.timedelta,
 ) -> bool:
     """Take ``segments`` from the number's pacer (GCRA); False when it must wait.
 
     The pacer row is locked for the rest of the claim, so workers on many machines share
-    one pace per number.
+    one pace per number. The time is read once the lock is held: a claim that waited
+    for the lock would otherwise compare the pacer with a moment already past, refuse
+    slots that are due, and let the number fall behind its throughput.
     """
     number = session.get(tables.Number, number_id)
     if number is None:
         return False
-    pacer = session.execute(
-        select(tables.Pacer)
-        .where(col(tables.Pacer.number_id) == number_id)
-        .with_for_update()
-    ).scalar_one_or_none()
-    if pacer is None:
-        pacer = tables.Pacer(number_id=number_id, ready_at=now)
+    pacer = _locked_pacer(session, number_id, clock())
+    now = clock()
     ready = max(pacer.ready_at, now)
     if ready - now > burst:
         return False
@@ -623,6 +660,32 @@ def _take_pace(
     )
     session.add(pacer)
     return True
+
+
+def _locked_pacer(session: Session, number_id: int, now: dt.datetime) -> tables.Pacer:
+    """The number's pacer row, locked until the transaction ends; created if missing.
+
+    Workers that meet a number for the first time at once must not both insert its row
+    (the loser's claim would fail on the primary key): the insert does nothing when a
+    concurrent one won, and the row is read again, locked.
+    """
+    query = (
+        select(tables.Pacer)
+        .where(col(tables.Pacer.number_id) == number_id)
+        .with_for_update()
+    )
+    pacer: tables.Pacer | None = session.execute(query).scalar_one_or_none()
+    if pacer is not None:
+        return pacer
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    session.execute(
+        insert(tables.Pacer)
+        .values(number_id=number_id, ready_at=now)
+        .on_conflict_do_nothing()
+    )
+    created: tables.Pacer = session.execute(query).scalar_one()
+    return created
 
 
 def _rowcount(result: object) -> int:

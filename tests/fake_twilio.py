@@ -22,12 +22,15 @@ import hashlib
 import hmac
 import itertools
 import json
+import random
 import re
 import secrets
 import socket
 import sys
 import threading
+import time
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -79,6 +82,35 @@ class Fault:
         return cls("drop_before_accept")
 
 
+class RandomFaults:
+    """Faults drawn at random for create requests that find no queued fault.
+
+    ``rates`` pairs a probability with the fault it stands for; whatever is left of 1 is
+    a plain success. Seeded, so a failing run can be replayed.
+    """
+
+    def __init__(self, rates: Sequence[tuple[float, Fault]], seed: int = 0) -> None:
+        if sum(p for p, _ in rates) > 1:
+            raise ValueError("fault rates add up to more than 1")
+        self.rates = list(rates)
+        self._rng = random.Random(seed)
+        self.drawn: dict[str, int] = {}
+
+    def draw(self) -> Fault | None:
+        roll = self._rng.random()
+        for probability, fault in self.rates:
+            if roll < probability:
+                key = (
+                    f"{fault.kind}:{fault.status}"
+                    if fault.kind == "http"
+                    else fault.kind
+                )
+                self.drawn[key] = self.drawn.get(key, 0) + 1
+                return fault
+            roll -= probability
+        return None
+
+
 @dataclass
 class FakeMessage:
     sid: str
@@ -93,6 +125,8 @@ class FakeMessage:
     error_code: int | None = None
     order: int = 0
     correlation_id: str | None = field(default=None)
+    arrived: float = 0.0
+    """``time.time()`` when the create request was accepted, to the microsecond."""
 
     def to_json(self, account_sid: str) -> dict[str, Any]:
         uri = f"{API}{account_sid}/Messages/{self.sid}.json"
@@ -130,6 +164,7 @@ class FakeTwilio:
         self.auth_token = auth_token
         self.messages: list[FakeMessage] = []
         self.faults: list[Fault] = []
+        self.random_faults: RandomFaults | None = None
         self.error_for_to: dict[str, int] = {}
         self.requests: list[tuple[str, str]] = []
         self.lock = threading.Lock()
@@ -182,6 +217,14 @@ class FakeTwilio:
         """Queue faults for the next create requests, one each, in order."""
         with self.lock:
             self.faults.extend(faults)
+
+    def sends_by_body(self) -> dict[str, int]:
+        """How many accepted messages carry each body (tests give each message its own)."""
+        with self.lock:
+            counts: dict[str, int] = {}
+            for m in self.messages:
+                counts[m.body] = counts.get(m.body, 0) + 1
+            return counts
 
     def sends_for(self, correlation_id: str) -> int:
         with self.lock:
@@ -314,7 +357,12 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(400, _error(400, *problem))
             return
         with fake.lock:
-            fault = fake.faults.pop(0) if fake.faults else None
+            if fake.faults:
+                fault: Fault | None = fake.faults.pop(0)
+            elif fake.random_faults is not None:
+                fault = fake.random_faults.draw()
+            else:
+                fault = None
         if fault is not None and fault.kind == "http":
             code = fault.code if fault.code is not None else fault.status
             self._send(fault.status, _error(fault.status, code, "Injected fault"))
@@ -342,6 +390,7 @@ class _Handler(BaseHTTPRequestHandler):
             else None,
             date_created=dt.datetime.now(dt.UTC).replace(microsecond=0),
             order=next(fake._order),
+            arrived=time.time(),
             correlation_id=(
                 dict(parse_qsl(urlsplit(callback).query)).get(CORRELATION_PARAM)
                 if callback
