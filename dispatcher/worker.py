@@ -651,8 +651,12 @@ def _take_pace(
     if number is None:
         return False
     pacer = _locked_pacer(session, number_id, clock())
+    if pacer is None:
+        return False
     now = clock()
-    ready = max(pacer.ready_at, now)
+    # A claim that comes late (a busy machine, a slow round) may use the slots it missed
+    # within one burst, so the number keeps its rate on average; never more than that.
+    ready = max(pacer.ready_at, now - burst)
     if ready - now > burst:
         return False
     pacer.ready_at = ready + dt.timedelta(
@@ -662,21 +666,32 @@ def _take_pace(
     return True
 
 
-def _locked_pacer(session: Session, number_id: int, now: dt.datetime) -> tables.Pacer:
+def _locked_pacer(
+    session: Session, number_id: int, now: dt.datetime
+) -> tables.Pacer | None:
     """The number's pacer row, locked until the transaction ends; created if missing.
 
-    Workers that meet a number for the first time at once must not both insert its row
-    (the loser's claim would fail on the primary key): the insert does nothing when a
-    concurrent one won, and the row is read again, locked.
+    None when another claim holds it right now: that claim is pacing the number, so this
+    one leaves the number's messages to it and takes other numbers' instead of queueing
+    behind its lock (``SKIP LOCKED``; SQLite has one writer and never gets here busy).
+    Workers that meet a number for the first time at once must not both insert its row:
+    the insert does nothing when a concurrent one won.
     """
     query = (
         select(tables.Pacer)
         .where(col(tables.Pacer.number_id) == number_id)
-        .with_for_update()
+        .with_for_update(skip_locked=True)
     )
     pacer: tables.Pacer | None = session.execute(query).scalar_one_or_none()
     if pacer is not None:
         return pacer
+    exists = session.execute(
+        select(col(tables.Pacer.number_id)).where(
+            col(tables.Pacer.number_id) == number_id
+        )
+    ).first()
+    if exists is not None:
+        return None
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     session.execute(
@@ -684,7 +699,7 @@ def _locked_pacer(session: Session, number_id: int, now: dt.datetime) -> tables.
         .values(number_id=number_id, ready_at=now)
         .on_conflict_do_nothing()
     )
-    created: tables.Pacer = session.execute(query).scalar_one()
+    created: tables.Pacer | None = session.execute(query).scalar_one_or_none()
     return created
 
 
