@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import click
+import structlog
 
 from .. import audit, outbox, providers, store
 from ..engine import Engine
@@ -237,14 +238,27 @@ def worker(
     provider_timeout: float,
     no_reconcile: bool,
 ) -> None:
-    """Claim, send and settle messages until stopped (SIGTERM or Ctrl-C)."""
+    """Claim, send and settle messages until stopped (SIGTERM or Ctrl-C).
+
+    SIGHUP loads the rules again: a sound new version is swapped in between two rounds,
+    an unsound one is refused with its problems logged and the running one stays.
+    """
     import datetime as dt
 
+    from ..errors import RulesError
+    from ..logging import configure
+    from ..service.reload import PolicyHolder
+
+    configure(state.config.log_format, state.config.log_level)
     db = engine_for(state)
-    policy = state.policy(None)
+    try:
+        holder = PolicyHolder(state.config.rules)
+    except RulesError as exc:
+        _fail(str(exc), EXIT_UNSOUND)
+        return
     provider = providers.from_config(
         state.config,
-        hook=lambda url, form: _apply(db, policy, url, form),
+        hook=lambda url, form: _apply(db, holder.current().policy, url, form),
         timeout=provider_timeout,
     )
     if hasattr(provider, "start"):
@@ -258,8 +272,13 @@ def worker(
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
+    signal.signal(signal.SIGHUP, lambda *_: holder.reload())
+    work = Worker(db, holder.engine, provider, settings)
+    structlog.get_logger("dispatcher.worker").info(
+        "worker_started", worker=work.name, policy=holder.current().policy.short_hash
+    )
     try:
-        Worker(db, Engine(policy), provider, settings).run(stop, until_idle=until_idle)
+        work.run(stop, until_idle=until_idle)
     finally:
         provider.close()
         db.dispose()
