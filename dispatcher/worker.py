@@ -26,14 +26,12 @@ import os
 import random
 import socket
 import threading
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import structlog
 from sqlalchemy import CursorResult, select, text, update
 from sqlalchemy import Engine as DbEngine
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col
 
 from . import billing, consent, tables
@@ -43,6 +41,7 @@ from .engine import Engine
 from .errors import InternalError, ProviderError
 from .facts import Channel, Facts, NumberStatus
 from .outbox import decide, facts_for, from_number, marketing_sent_24h
+from .pacing import take_pace
 from .phone import Phone
 from .policy import Outcome
 from .providers.base import (
@@ -288,7 +287,7 @@ class Worker:
         number_id = from_number(session, policy, row.business_id, decision.role or "")
         if number_id is None:
             return None
-        if not _take_pace(
+        if not take_pace(
             session, number_id, row.segments, self.clock, self.settings.burst
         ):
             refused.add(number_id)
@@ -633,76 +632,6 @@ def _share_consent_locks(
     )
 
 
-def _take_pace(
-    session: Session,
-    number_id: int,
-    segments: int,
-    clock: Callable[[], dt.datetime],
-    burst: dt.timedelta,
-) -> bool:
-    """Take ``segments`` from the number's pacer (GCRA); False when it must wait.
-
-    The pacer row is locked for the rest of the claim, so workers on many machines share
-    one pace per number. The time is read once the lock is held: a claim that waited
-    for the lock would otherwise compare the pacer with a moment already past, refuse
-    slots that are due, and let the number fall behind its throughput.
-    """
-    number = session.get(tables.Number, number_id)
-    if number is None:
-        return False
-    pacer = _locked_pacer(session, number_id, clock())
-    if pacer is None:
-        return False
-    now = clock()
-    # A claim that comes late (a busy machine, a slow round) may use the slots it missed
-    # within one burst, so the number keeps its rate on average; never more than that.
-    ready = max(pacer.ready_at, now - burst)
-    if ready - now > burst:
-        return False
-    pacer.ready_at = ready + dt.timedelta(
-        seconds=max(1, segments) / number.segments_per_second
-    )
-    session.add(pacer)
-    return True
-
-
-def _locked_pacer(
-    session: Session, number_id: int, now: dt.datetime
-) -> tables.Pacer | None:
-    """The number's pacer row, locked until the transaction ends; created if missing.
-
-    None when another claim holds it right now: that claim is pacing the number, so this
-    one leaves the number's messages to it and takes other numbers' instead of queueing
-    behind its lock (``SKIP LOCKED``; SQLite has one writer and never gets here busy).
-    Workers that meet a number for the first time at once must not both insert its row:
-    the insert does nothing when a concurrent one won.
-    """
-    query = (
-        select(tables.Pacer)
-        .where(col(tables.Pacer.number_id) == number_id)
-        .with_for_update(skip_locked=True)
-    )
-    pacer: tables.Pacer | None = session.execute(query).scalar_one_or_none()
-    if pacer is not None:
-        return pacer
-    exists = session.execute(
-        select(col(tables.Pacer.number_id)).where(
-            col(tables.Pacer.number_id) == number_id
-        )
-    ).first()
-    if exists is not None:
-        return None
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    session.execute(
-        insert(tables.Pacer)
-        .values(number_id=number_id, ready_at=now)
-        .on_conflict_do_nothing()
-    )
-    created: tables.Pacer | None = session.execute(query).scalar_one_or_none()
-    return created
-
-
 def _rowcount(result: object) -> int:
     """Rows an UPDATE changed (SQLAlchemy types ``execute`` too loosely to say so)."""
     if not isinstance(
@@ -716,11 +645,3 @@ def _message_id(row: tables.Message) -> int:
     if row.id is None:  # pragma: no cover - rows read from the database have ids
         raise InternalError("message row without an id")
     return row.id
-
-
-def sleep_until(
-    moment: dt.datetime, clock: Callable[[], dt.datetime] = utc_now
-) -> None:
-    delay = (moment - clock()).total_seconds()
-    if delay > 0:
-        time.sleep(delay)
