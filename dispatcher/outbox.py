@@ -443,7 +443,9 @@ def _admit_chunk(
 ) -> None:
     policy = engine.policy
     with transaction(db) as session:
-        businesses = {resolve_business(session, r.business) for r in batch}
+        # A campaign names its business the same way in every request: read it once.
+        refs = {r.business for r in batch}
+        businesses = {resolve_business(session, ref) for ref in refs}
         if len(businesses) != 1:
             raise FieldError("business", "a campaign belongs to one business")
         (business,) = businesses
