@@ -12,6 +12,7 @@ Phone numbers never appear in exception messages: only their last four digits do
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -174,6 +175,10 @@ def _zones_of(parsed: phonenumbers.PhoneNumber, geographical: bool) -> tuple[str
     return tuple(z for z in zones if z != _UNKNOWN_ZONE)
 
 
+# Every candidate zone of every recipient is checked here; ZoneInfo's own cache keeps
+# only the last few zones alive and otherwise reads the zone file again. The names are
+# the IANA database's (a bad one raises, and is not cached), so the cache stays small.
+@functools.cache
 def _zone_info(zone: str) -> ZoneInfo:
     try:
         return ZoneInfo(zone)
