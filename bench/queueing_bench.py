@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import datetime as dt
+import functools
 import pstats
 import statistics
 import sys
@@ -33,9 +34,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import _pipeline
 from sqlalchemy import Engine, insert, select, text
 
-import _pipeline
 from dispatcher import outbox, store, tables
 from dispatcher.engine import Engine as PolicyEngine
 from dispatcher.loader import load_policy
@@ -88,7 +89,9 @@ def bulk_insert(db: Engine, rows: list[dict[str, Any]]) -> None:
 def empty(db: Engine) -> None:
     with db.begin() as connection:
         if db.dialect.name == "postgresql":
-            connection.execute(text("TRUNCATE messages, fair_tags, lane_clocks CASCADE"))
+            connection.execute(
+                text("TRUNCATE messages, fair_tags, lane_clocks CASCADE")
+            )
         else:
             for table in ("messages", "fair_tags", "lane_clocks"):
                 connection.execute(text(f"DELETE FROM {table}"))
@@ -125,7 +128,7 @@ def run_size(
                 if not rows:
                     rows = written_rows(db)
                 empty(db)
-                bulk_s.append(timed(lambda: bulk_insert(db, rows)))
+                bulk_s.append(timed(functools.partial(bulk_insert, db, rows)))
                 print(
                     f"  {kind} {size:>9,} round {n + 1}: queueing {queue_s[-1]:.2f} s, "
                     f"bulk insert {bulk_s[-1]:.2f} s",

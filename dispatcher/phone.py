@@ -91,12 +91,10 @@ class Phone:
             parsed = None
         # A number is valid exactly when phonenumbers finds a type for it (that is how
         # is_valid_number decides); asking once halves the cost of parsing a campaign.
-        number_type = (
-            phonenumbers.number_type(parsed)
-            if parsed is not None
-            else phonenumbers.PhoneNumberType.UNKNOWN
-        )
-        if number_type == phonenumbers.PhoneNumberType.UNKNOWN:
+        number_type = phonenumbers.PhoneNumberType.UNKNOWN
+        if parsed is not None:
+            number_type = phonenumbers.number_type(parsed)
+        if parsed is None or number_type == phonenumbers.PhoneNumberType.UNKNOWN:
             raise FieldError(
                 field,
                 f"not a valid phone number ({_describe_bad(text)}); expected an E.164 "

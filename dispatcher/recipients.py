@@ -112,7 +112,7 @@ def locate(
     # The number's type decides both answers; phonenumbers' own helpers would work it
     # out again for each (four times per number), which dominates a campaign's cost.
     geographical = phonenumbers.is_number_type_geographical(
-        phonenumbers.number_type(parsed), parsed.country_code
+        phonenumbers.number_type(parsed), parsed.country_code or 0
     )
     if jurisdiction is None:
         jurisdiction = _jurisdiction_of(parsed, geographical)
