@@ -33,6 +33,8 @@ from dataclasses import dataclass
 import structlog
 from sqlalchemy import CursorResult, select, text, update
 from sqlalchemy import Engine as DbEngine
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sl_insert
 from sqlmodel import Session, col
 
 from . import consent, tables
@@ -180,6 +182,7 @@ class Worker:
             )
             rows = list(session.execute(query).scalars())
             _share_consent_locks(session, engine, rows)
+            _lock_pacers(session, rows)
             snapshots: dict[int, tuple[bool, bool, dict[str, NumberStatus]]] = {}
             for row in rows:
                 if len(claims) >= self.settings.batch:
@@ -590,6 +593,27 @@ def _share_consent_locks(
         ),
         {"keys": sorted(keys)},
     )
+
+
+def _lock_pacers(session: Session, rows: Sequence[tables.Message]) -> None:
+    """Lock the pacers of these messages' numbers in number order, creating missing ones.
+
+    Two workers whose batches hold the same numbers in another order would otherwise
+    lock them crosswise and deadlock, and two first sends from a number would both
+    insert its row.
+    """
+    ids = sorted({row.from_number_id for row in rows if row.from_number_id})
+    if not ids:
+        return
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sl_insert
+    ready = [{"number_id": i, "ready_at": utc_now()} for i in ids]
+    session.execute(insert(tables.Pacer).on_conflict_do_nothing(), ready)
+    session.execute(
+        select(col(tables.Pacer.number_id))
+        .where(col(tables.Pacer.number_id).in_(ids))
+        .order_by(col(tables.Pacer.number_id))
+        .with_for_update()
+    ).all()
 
 
 def _take_pace(
