@@ -12,11 +12,15 @@ import json
 import os
 import platform
 import secrets
+import signal
+import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
@@ -188,3 +192,115 @@ def write_results(name: str, payload: dict[str, Any]) -> Path:
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps(payload, indent=2, default=str) + "\n", encoding="utf-8")
     return path
+
+
+# --- workers against the fake Twilio API ----------------------------------------------
+
+
+def worker_config(directory: Path, database_url: str, api_base_url: str) -> Path:
+    """A config file for ``dispatcher worker``: PostgreSQL, Twilio at the fake API."""
+    config = {
+        "format": 1,
+        "rules": str(ROOT / "rules"),
+        "data_dir": str(directory),
+        "database_url": database_url,
+        "provider": {
+            "kind": "twilio",
+            "twilio": {
+                "account_sid_env": "TWILIO_ACCOUNT_SID",
+                "auth_token_env": "TWILIO_AUTH_TOKEN",
+                "public_base_url": "https://dispatcher.example.com",
+                "api_base_url": api_base_url,
+            },
+        },
+    }
+    path = directory / "config.yaml"
+    # JSON is YAML: no YAML writer needed.
+    path.write_text(json.dumps(config, indent=2), encoding="utf-8")
+    return path
+
+
+class Fleet:
+    """``count`` ``dispatcher worker`` processes; stopped with SIGTERM on exit."""
+
+    def __init__(
+        self, config: Path, count: int, credentials: dict[str, str], log: Path
+    ) -> None:
+        self.config = config
+        self.count = count
+        self.env = {**os.environ, **credentials}
+        self.log = log
+        self.processes: list[subprocess.Popen[bytes]] = []
+
+    def __enter__(self) -> Fleet:
+        command = [str(ROOT / ".venv" / "bin" / "dispatcher"), "--config"]
+        with self.log.open("ab") as errors:
+            for _ in range(self.count):
+                self.processes.append(
+                    subprocess.Popen(
+                        [*command, str(self.config), "worker", "--batch", "20"],
+                        env=self.env,
+                        stdout=subprocess.DEVNULL,
+                        stderr=errors,
+                    )
+                )
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in self.processes:
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+    def alive(self) -> int:
+        return sum(p.poll() is None for p in self.processes)
+
+    @property
+    def pids(self) -> list[int]:
+        return [p.pid for p in self.processes]
+
+
+def cpu_seconds(pids: Sequence[int]) -> float:
+    """User plus system CPU time of processes, from /proc (0 for those gone)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
+def backend_pids(db: Engine) -> list[int]:
+    """The PostgreSQL server processes serving this database."""
+    with db.connect() as connection:
+        rows = connection.execute(
+            text(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                "AND pid <> pg_backend_pid()"
+            )
+        ).all()
+    return [int(pid) for (pid,) in rows]
+
+
+def new_york_hour() -> float:
+    now = dt.datetime.now(ZoneInfo("America/New_York"))
+    return now.hour + now.minute / 60
+
+
+def require_sending_hours() -> None:
+    """Workers decide with the wall clock; recipients are in New Jersey (federal window,
+    08:00-21:00): outside it everything would be deferred."""
+    hour = new_york_hour()
+    if not 8.1 <= hour <= 20.5:
+        sys.exit(
+            f"it is {hour:.1f} h in New York: the benchmark's recipients are in quiet "
+            "hours; run it between 08:10 and 20:30 New York time"
+        )
