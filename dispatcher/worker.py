@@ -77,6 +77,9 @@ class WorkerSettings:
     status_callback: str | None = None
     reconcile: bool = True
     """Off only in the crash tests' control run: unknown outcomes are then resent blindly."""
+    lanes: tuple[int, ...] | None = None
+    """Claim only from these lanes (``None``: all). A worker kept to the OTP and
+    transactional lanes is never busy with a campaign when a code comes in."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,6 +183,8 @@ class Worker:
                 .limit(self.settings.batch * 3)
                 .with_for_update(skip_locked=True)
             )
+            if self.settings.lanes is not None:
+                query = query.where(col(message.lane).in_(self.settings.lanes))
             rows = list(session.execute(query).scalars())
             _share_consent_locks(session, engine, rows)
             _lock_pacers(session, rows)
