@@ -224,10 +224,16 @@ class Fleet:
     """``count`` ``dispatcher worker`` processes; stopped with SIGTERM on exit."""
 
     def __init__(
-        self, config: Path, count: int, credentials: dict[str, str], log: Path
+        self,
+        config: Path,
+        count: int,
+        credentials: dict[str, str],
+        log: Path,
+        batch: int = 20,
     ) -> None:
         self.config = config
         self.count = count
+        self.batch = batch
         self.env = {**os.environ, **credentials}
         self.log = log
         self.processes: list[subprocess.Popen[bytes]] = []
@@ -238,7 +244,13 @@ class Fleet:
             for _ in range(self.count):
                 self.processes.append(
                     subprocess.Popen(
-                        [*command, str(self.config), "worker", "--batch", "20"],
+                        [
+                            *command,
+                            str(self.config),
+                            "worker",
+                            "--batch",
+                            str(self.batch),
+                        ],
                         env=self.env,
                         stdout=subprocess.DEVNULL,
                         stderr=errors,
