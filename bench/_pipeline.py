@@ -220,8 +220,12 @@ def worker_config(directory: Path, database_url: str, api_base_url: str) -> Path
     return path
 
 
+WORKER_APP = "dispatcher-bench-worker"
+
+
 class Fleet:
-    """``count`` ``dispatcher worker`` processes; stopped with SIGTERM on exit."""
+    """``count`` ``dispatcher worker`` processes, the first ``priority`` of them kept to
+    the OTP and transactional lanes; stopped with SIGTERM on exit."""
 
     def __init__(
         self,
@@ -230,27 +234,29 @@ class Fleet:
         credentials: dict[str, str],
         log: Path,
         batch: int = 20,
+        priority: int = 0,
     ) -> None:
         self.config = config
         self.count = count
         self.batch = batch
-        self.env = {**os.environ, **credentials}
+        self.priority = priority
+        # libpq names the workers' connections, so that readiness can be seen.
+        self.env = {**os.environ, **credentials, "PGAPPNAME": WORKER_APP}
         self.log = log
         self.processes: list[subprocess.Popen[bytes]] = []
 
     def __enter__(self) -> Fleet:
         command = [str(ROOT / ".venv" / "bin" / "dispatcher"), "--config"]
         with self.log.open("ab") as errors:
-            for _ in range(self.count):
+            for n in range(self.count):
+                # The first ``priority`` workers take OTPs and transactional only.
+                lanes = ["--lane", "otp", "--lane", "transactional"]
+                options = ["--batch", str(self.batch)]
+                if n < self.priority:
+                    options += lanes
                 self.processes.append(
                     subprocess.Popen(
-                        [
-                            *command,
-                            str(self.config),
-                            "worker",
-                            "--batch",
-                            str(self.batch),
-                        ],
+                        [*command, str(self.config), "worker", *options],
                         env=self.env,
                         stdout=subprocess.DEVNULL,
                         stderr=errors,
@@ -268,6 +274,19 @@ class Fleet:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+    def connected(self, db: Engine) -> int:
+        """Workers with a database connection: those past start-up."""
+        with db.connect() as connection:
+            return int(
+                connection.execute(
+                    text(
+                        "SELECT count(*) FROM pg_stat_activity WHERE "
+                        "datname = current_database() AND application_name = :app"
+                    ),
+                    {"app": WORKER_APP},
+                ).scalar_one()
+            )
 
     def alive(self) -> int:
         return sum(p.poll() is None for p in self.processes)

@@ -107,7 +107,7 @@ def run(
     base = len(fake.messages)
     with _pipeline.Fleet(config, workers, credentials, log) as fleet:
         deadline = time.monotonic() + 60
-        while len(fake.messages) - base < warmup:
+        while len(fake.messages) - base < warmup or fleet.connected(db) < workers:
             if time.monotonic() > deadline or fleet.alive() < workers:
                 sys.exit(f"workers did not start sending; see {log}")
             time.sleep(0.01)

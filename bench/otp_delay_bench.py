@@ -1,6 +1,6 @@
 """Queue delay of one business's OTPs and order updates while another's campaign drains.
 
-    .venv/bin/python bench/otp_delay_bench.py          # 100,000 campaign, 2 x 40 s
+    .venv/bin/python bench/otp_delay_bench.py          # 100,000 campaign, 3 x 30 s
     .venv/bin/python bench/otp_delay_bench.py --campaign 20000 --seconds 20 --batches 5
 
 A scratch PostgreSQL database holds two businesses. "Campaign" has ``--campaign``
@@ -18,7 +18,8 @@ queue (workers at ``--batch 5``), side by side as the baseline. Then the campaig
 in one phase per ``--batches`` value (the workers' ``--batch``: how many messages one
 claim takes, and so how long a worker is deaf to new OTPs), each stopped after
 ``--seconds``: the campaign need not drain; how many of its messages were sent meanwhile
-is reported per phase.
+is reported per phase. A last phase (``--priority-workers``) keeps that many of the
+workers to the OTP and transactional lanes (``dispatcher worker --lane``).
 Writes ``bench/results/otp_delay.json``. Not part of the test suite.
 """
 
@@ -126,7 +127,23 @@ class Prober:
         self.thread.join()
 
 
-def delays(prober: Prober, arrivals: Arrivals, grace: float) -> dict[str, Any]:
+def claim_waits(db: Engine, phones: list[str]) -> list[float]:
+    """Seconds from admission to the first claim of these phones' messages, sorted."""
+    with db.connect() as connection:
+        rows = connection.execute(
+            text(
+                "SELECT extract(epoch FROM min(e.at) - m.created_at) FROM messages m "
+                "JOIN message_events e ON e.message_id = m.id AND e.kind = 'attempt' "
+                "WHERE m.phone = ANY(:phones) GROUP BY m.id, m.created_at"
+            ),
+            {"phones": phones},
+        ).all()
+    return sorted(float(wait) for (wait,) in rows)
+
+
+def delays(
+    db: Engine, prober: Prober, arrivals: Arrivals, grace: float
+) -> dict[str, Any]:
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline and any(
         phone not in arrivals.at for phone in prober.sent
@@ -148,6 +165,13 @@ def delays(prober: Prober, arrivals: Arrivals, grace: float) -> dict[str, Any]:
             "max_ms": round(1000 * waited[-1], 1) if waited else None,
         }
     report["admit_p50_ms"] = round(1000 * statistics.median(prober.admit_s), 1)
+    # Where the time goes: waiting in the queue until a worker claims the message.
+    claimed = claim_waits(db, list(prober.sent))
+    if claimed:
+        report["queued_until_claim_p50_ms"] = round(
+            1000 * statistics.median(claimed), 1
+        )
+        report["queued_until_claim_p99_ms"] = round(1000 * _quantile(claimed, 0.99), 1)
     return report
 
 
@@ -164,13 +188,17 @@ def drain(
     """Probe for ``args.seconds`` while ``fleet`` drains the campaign."""
     print(
         f"draining for {args.seconds:.0f} s with {fleet.count} workers, "
-        f"batch {fleet.batch}",
+        f"batch {fleet.batch}, {fleet.priority} of them kept to OTP/transactional",
         flush=True,
     )
     with fleet:
         base = len(arrivals)
         wait_for(
-            lambda: len(arrivals) > base + 20 and arrivals[-1].from_ == marketing,
+            lambda: (
+                len(arrivals) > base + 20
+                and arrivals[-1].from_ == marketing
+                and fleet.connected(db) >= fleet.count
+            ),
             fleet,
             fleet.log,
         )
@@ -181,7 +209,7 @@ def drain(
             time.sleep(args.seconds)
         t1 = time.monotonic()
         sent1 = sum(m.from_ == marketing for m in list(arrivals))
-        report = delays(busy, arrivals, grace=10)
+        report = delays(db, busy, arrivals, grace=10)
         alive = fleet.alive()
     with db.connect() as connection:
         left = connection.execute(
@@ -192,6 +220,7 @@ def drain(
         ).scalar_one()
     return {
         "batch": fleet.batch,
+        "priority_workers": fleet.priority,
         "seconds": round(t1 - t0, 1),
         "delays": report,
         "campaign_sent": sent1 - sent0,
@@ -200,6 +229,13 @@ def drain(
         "workers_alive_at_end": alive,
         "load_average_at_start": round(load, 2),
     }
+
+
+def _phase_name(phase: dict[str, Any]) -> str:
+    name = f"batch {phase['batch']}"
+    if phase["priority_workers"]:
+        name += f" +{phase['priority_workers']} prio"
+    return name
 
 
 def wait_for(ready: Callable[[], bool], fleet: _pipeline.Fleet, log: Path) -> None:
@@ -220,7 +256,7 @@ def main() -> None:
     parser.add_argument("--campaign", type=int, default=100_000)
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument(
-        "--seconds", type=float, default=40.0, help="draining time per batch size"
+        "--seconds", type=float, default=30.0, help="draining time per phase"
     )
     parser.add_argument(
         "--batches",
@@ -229,6 +265,13 @@ def main() -> None:
         help="the workers' --batch, one draining phase each",
     )
     parser.add_argument("--idle-seconds", type=float, default=15.0)
+    parser.add_argument(
+        "--priority-workers",
+        type=int,
+        default=1,
+        help="a last phase where this many of the workers take only OTP and "
+        "transactional lanes (0: no such phase)",
+    )
     parser.add_argument("--rate", type=float, default=4.0, help="probes per second")
     parser.add_argument("--postgres-url")
     args = parser.parse_args()
@@ -263,11 +306,17 @@ def main() -> None:
             with fleet:
                 # One probe that nobody times: the workers are up once it arrives.
                 with Prober(db, engine, laundry, args.rate, 500_000) as warm:
-                    wait_for(lambda: len(arrivals) > 0, fleet, log)
-                delays(warm, arrivals, grace=10)
+                    wait_for(
+                        lambda: (
+                            len(arrivals) > 0 and fleet.connected(db) >= fleet.count
+                        ),
+                        fleet,
+                        log,
+                    )
+                delays(db, warm, arrivals, grace=10)
                 with Prober(db, engine, laundry, args.rate, 0) as idle:
                     time.sleep(args.idle_seconds)
-                idle_report = delays(idle, arrivals, grace=10)
+                idle_report = delays(db, idle, arrivals, grace=10)
 
             phones = [campaign_recipient(i) for i in range(args.campaign)]
             _pipeline.opt_in_all(db, sender, phones)
@@ -294,14 +343,20 @@ def main() -> None:
             )
             marketing = f"+1973{5_550_000:07d}"
             phases = []
-            for n, batch in enumerate(args.batches):
+            plan = [(batch, 0) for batch in args.batches]
+            if args.priority_workers:
+                plan.append((args.batches[0], args.priority_workers))
+            for n, (batch, priority) in enumerate(plan):
+                fleet = _pipeline.Fleet(
+                    config, args.workers, credentials, log, batch, priority
+                )
                 phases.append(
                     drain(
                         db,
                         engine,
                         laundry,
                         arrivals,
-                        _pipeline.Fleet(config, args.workers, credentials, log, batch),
+                        fleet,
                         marketing,
                         args,
                         first=1_000_000 * (n + 1),
@@ -311,20 +366,18 @@ def main() -> None:
             db.dispose()
     if log.exists() and not log.stat().st_size:
         log.unlink()
-    print(f"\n{'phase':<17} {'type':<13} {'probes':>6} {'p50 ms':>8} {'p99 ms':>8}")
-    rows = [("idle", idle_report)] + [
-        (f"campaign batch {p['batch']}", p["delays"]) for p in phases
-    ]
+    print(f"\n{'phase':<20} {'type':<13} {'probes':>6} {'p50 ms':>8} {'p99 ms':>8}")
+    rows = [("idle", idle_report)] + [(_phase_name(p), p["delays"]) for p in phases]
     for phase, report in rows:
         for kind in ("otp_code", "order_status"):
             r = report[kind]
             print(
-                f"{phase:<17} {kind:<13} {r['probes']:>6} {r['p50_ms'] or 0:>8.1f} "
+                f"{phase:<20} {kind:<13} {r['probes']:>6} {r['p50_ms'] or 0:>8.1f} "
                 f"{r['p99_ms'] or 0:>8.1f}"
             )
     for p in phases:
         print(
-            f"worker batch {p['batch']}: {p['campaign_sent']:,} campaign messages sent "
+            f"{_phase_name(p)}: {p['campaign_sent']:,} campaign messages sent "
             f"in {p['seconds']} s ({p['campaign_per_s']}/s), "
             f"{p['campaign_left_queued']:,} still queued after"
         )
