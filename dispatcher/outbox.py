@@ -161,8 +161,15 @@ def decide(
     ``now``, or the end of quiet hours in UTC for a deferral with a time. A worker decides
     again when that time comes.
     """
-    found = decide_strictest(engine, build, location, now)
-    return found.decision, build(found.candidate), found.not_before or now
+    # The winner's facts were built while deciding; keep them rather than build again.
+    built: dict[Candidate, Facts] = {}
+
+    def remember(candidate: Candidate) -> Facts:
+        facts = built[candidate] = build(candidate)
+        return facts
+
+    found = decide_strictest(engine, remember, location, now)
+    return found.decision, built[found.candidate], found.not_before or now
 
 
 def marketing_sent_24h(
@@ -259,8 +266,11 @@ def _row(
     number_id: int | None,
     rank: int,
     now: dt.datetime,
+    segment_count: int | None = None,
 ) -> dict[str, Any]:
     state = _state_for(decision)
+    if segment_count is None:
+        segment_count = segments.count(request.body).segments
     if decision.outcome is Outcome.SEND and number_id is None:
         raise FieldError("role", f"no active {decision.role} number to send from")
     return {
@@ -280,7 +290,7 @@ def _row(
         "reply_role": request.reply_role,
         "jurisdiction": location.jurisdiction,
         "zones": ",".join(location.zones),
-        "segments": segments.count(request.body).segments,
+        "segments": segment_count,
         "lane": lane_of(decision.category or ""),
         "rank": rank,
         "state": state,
@@ -443,7 +453,9 @@ def _admit_chunk(
 ) -> None:
     policy = engine.policy
     with transaction(db) as session:
-        businesses = {resolve_business(session, r.business) for r in batch}
+        # A campaign names its business the same way in every request: read it once.
+        refs = {r.business for r in batch}
+        businesses = {resolve_business(session, ref) for ref in refs}
         if len(businesses) != 1:
             raise FieldError("business", "a campaign belongs to one business")
         (business,) = businesses
@@ -462,6 +474,8 @@ def _admit_chunk(
         states = consent.states_many(session, policy, phones, business)
         numbers_by_role: dict[str, int | None] = {}
         pending: list[tuple[SendRequest, Decision, Facts, Location, dt.datetime]] = []
+        digests: list[str] = []
+        counted: dict[str, int] = {}
         for request in batch:
             digest = request.payload_hash(business)
             if request.idempotency_key and request.idempotency_key in seen:
@@ -496,6 +510,10 @@ def _admit_chunk(
 
             decision, facts, not_before = decide(engine, build, location, when)
             pending.append((request, decision, facts, location, not_before))
+            digests.append(digest)
+            if request.body not in counted:
+                # A campaign sends one text to everyone: count its segments once.
+                counted[request.body] = segments.count(request.body).segments
         by_lane: dict[int, int] = {}
         for _, decision, *_ in pending:
             lane = lane_of(decision.category or "")
@@ -504,7 +522,9 @@ def _admit_chunk(
             lane: next_ranks(session, business, lane, n) for lane, n in by_lane.items()
         }
         values = []
-        for request, decision, facts, location, not_before in pending:
+        for (request, decision, facts, location, not_before), digest in zip(
+            pending, digests, strict=True
+        ):
             lane = lane_of(decision.category or "")
             rank = next_rank[lane]
             next_rank[lane] += 1
@@ -519,7 +539,7 @@ def _admit_chunk(
                 _row(
                     business,
                     request,
-                    request.payload_hash(business),
+                    digest,
                     decision,
                     facts,
                     location,
@@ -527,6 +547,7 @@ def _admit_chunk(
                     number_id,
                     rank,
                     when,
+                    counted[request.body],
                 )
             )
         if values:

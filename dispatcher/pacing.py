@@ -24,18 +24,22 @@ def take_pace(
     segments: int,
     clock: Callable[[], dt.datetime],
     burst: dt.timedelta,
+    *,
+    wait: bool = True,
 ) -> bool:
     """Take ``segments`` from the number's pacer (GCRA); False when it must wait.
 
     The pacer row is locked for the rest of the claim, so workers on many machines share
-    one pace per number. The time is read once the lock is held: a claim that waited
-    for the lock would otherwise compare the pacer with a moment already past, refuse
-    slots that are due, and let the number fall behind its throughput.
+    one pace per number; claims take their pacers last and in number order, so the lock
+    is short and two claims never wait on each other crosswise. With ``wait`` false a
+    pacer another claim holds is skipped instead. The time is read once the lock is
+    held: a claim that waited would otherwise compare the pacer with a moment already
+    past and refuse slots that are due.
     """
     number = session.get(tables.Number, number_id)
     if number is None:
         return False
-    pacer = locked_pacer(session, number_id, clock())
+    pacer = locked_pacer(session, number_id, clock(), wait=wait)
     if pacer is None:
         return False
     now = clock()
@@ -52,20 +56,19 @@ def take_pace(
 
 
 def locked_pacer(
-    session: Session, number_id: int, now: dt.datetime
+    session: Session, number_id: int, now: dt.datetime, *, wait: bool = True
 ) -> tables.Pacer | None:
     """The number's pacer row, locked until the transaction ends; created if missing.
 
-    None when another claim holds it right now: that claim is pacing the number, so this
-    one leaves the number's messages to it and takes other numbers' instead of queueing
-    behind its lock (``SKIP LOCKED``; SQLite has one writer and never gets here busy).
-    Workers that meet a number for the first time at once must not both insert its row:
-    the insert does nothing when a concurrent one won.
+    Without ``wait``, None when another claim holds it right now (``SKIP LOCKED``;
+    SQLite has one writer and never gets here busy). Workers that meet a number for the
+    first time at once must not both insert its row: the insert does nothing when a
+    concurrent one won.
     """
     query = (
         select(tables.Pacer)
         .where(col(tables.Pacer.number_id) == number_id)
-        .with_for_update(skip_locked=True)
+        .with_for_update(skip_locked=not wait)
     )
     pacer: tables.Pacer | None = session.execute(query).scalar_one_or_none()
     if pacer is not None:

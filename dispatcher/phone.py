@@ -89,14 +89,18 @@ class Phone:
             parsed = phonenumbers.parse(text, None)
         except phonenumbers.NumberParseException:
             parsed = None
-        if parsed is None or not phonenumbers.is_valid_number(parsed):
+        # A number is valid exactly when phonenumbers finds a type for it (that is how
+        # is_valid_number decides); asking once halves the cost of parsing a campaign.
+        number_type = phonenumbers.PhoneNumberType.UNKNOWN
+        if parsed is not None:
+            number_type = phonenumbers.number_type(parsed)
+        if parsed is None or number_type == phonenumbers.PhoneNumberType.UNKNOWN:
             raise FieldError(
                 field,
                 f"not a valid phone number ({_describe_bad(text)}); expected an E.164 "
                 "number like +12015550123",
             )
         e164 = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
-        number_type = phonenumbers.number_type(parsed)
         if number_type == phonenumbers.PhoneNumberType.TOLL_FREE:
             line_type = LineType.TOLL_FREE
         elif number_type in _GEOGRAPHIC:

@@ -12,6 +12,7 @@ Phone numbers never appear in exception messages: only their last four digits do
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -108,14 +109,19 @@ def locate(
     overrides are malformed; the message shows only the last four digits of the number.
     """
     parsed = _parse(number)
+    # The number's type decides both answers; phonenumbers' own helpers would work it
+    # out again for each (four times per number), which dominates a campaign's cost.
+    geographical = phonenumbers.is_number_type_geographical(
+        phonenumbers.number_type(parsed), parsed.country_code or 0
+    )
     if jurisdiction is None:
-        jurisdiction = _jurisdiction_of(parsed)
+        jurisdiction = _jurisdiction_of(parsed, geographical)
     elif not _JURISDICTION.match(jurisdiction):
         raise InputError(
             f"jurisdiction: {jurisdiction!r} is not a code like 'US-FL' or 'unknown'"
         )
     if zone is None:
-        return Location(jurisdiction, _zones_of(parsed))
+        return Location(jurisdiction, _zones_of(parsed, geographical))
     _zone_info(zone)
     return Location(jurisdiction, (zone,))
 
@@ -137,15 +143,16 @@ def _masked(number: object) -> str:
     return "***" + digits[-4:] if len(digits) > 4 else "***"
 
 
-def _jurisdiction_of(parsed: phonenumbers.PhoneNumber) -> str:
+def _jurisdiction_of(parsed: phonenumbers.PhoneNumber, geographical: bool) -> str:
     region = phonenumbers.region_code_for_number(parsed) or ""
     if region in _US_TERRITORIES:
         return f"US-{region}"
     names = _NAMES.get(region)
-    if names is None or not phonenumbers.is_number_geographical(parsed):
+    if names is None or not geographical:
         return UNKNOWN
-    # 'Florida', 'Miami, FL', 'Washington D.C.', 'Toronto, ON'
-    description = geocoder.description_for_number(parsed, "en")
+    # 'Florida', 'Miami, FL', 'Washington D.C.', 'Toronto, ON'. For a geographical
+    # number, description_for_number() is exactly this call after checking the type.
+    description = geocoder.description_for_valid_number(parsed, "en")
     _, comma, tail = description.rpartition(", ")
     if comma and tail in _SUBDIVISIONS[region]:
         return f"{region}-{tail}"
@@ -153,15 +160,25 @@ def _jurisdiction_of(parsed: phonenumbers.PhoneNumber) -> str:
     return f"{region}-{code}" if code else UNKNOWN
 
 
-def _zones_of(parsed: phonenumbers.PhoneNumber) -> tuple[str, ...]:
+def _zones_of(parsed: phonenumbers.PhoneNumber, geographical: bool) -> tuple[str, ...]:
     # A NANP number not tied to an area (toll-free, premium) gets every zone of the plan,
     # from Guam to Newfoundland: that says nothing, so it counts as unknown.
-    if parsed.country_code == 1 and not phonenumbers.is_number_geographical(parsed):
+    if parsed.country_code == 1 and not geographical:
         return ()
-    zones = timezone.time_zones_for_number(parsed)
+    # For a geographical number, time_zones_for_number() is exactly this lookup after
+    # checking the type again.
+    zones = (
+        timezone.time_zones_for_geographical_number(parsed)
+        if geographical
+        else timezone.time_zones_for_number(parsed)
+    )
     return tuple(z for z in zones if z != _UNKNOWN_ZONE)
 
 
+# Every candidate zone of every recipient is checked here; ZoneInfo's own cache keeps
+# only the last few zones alive and otherwise reads the zone file again. The names are
+# the IANA database's (a bad one raises, and is not cached), so the cache stays small.
+@functools.cache
 def _zone_info(zone: str) -> ZoneInfo:
     try:
         return ZoneInfo(zone)

@@ -78,6 +78,9 @@ class WorkerSettings:
     status_callback: str | None = None
     reconcile: bool = True
     """Off only in the crash tests' control run: unknown outcomes are then resent blindly."""
+    lanes: tuple[int, ...] | None = None
+    """Claim only from these lanes (``None``: all). A worker kept to the OTP and
+    transactional lanes is never busy with a campaign when a code comes in."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,7 +186,7 @@ class Worker:
             refused: set[int] = set()
             seen: set[int] = set()
             snapshots: dict[int, tuple[bool, bool, dict[str, NumberStatus]]] = {}
-            for _ in range(CLAIM_ROUNDS):
+            for rounds in range(CLAIM_ROUNDS):
                 query = select(message).where(
                     col(message.state) == "queued",
                     col(message.not_before) <= now,
@@ -197,6 +200,8 @@ class Worker:
                     )
                 if seen:
                     query = query.where(col(message.id).not_in(seen))
+                if self.settings.lanes is not None:
+                    query = query.where(col(message.lane).in_(self.settings.lanes))
                 query = (
                     query.order_by(
                         col(message.lane), col(message.rank), col(message.id)
@@ -210,14 +215,34 @@ class Worker:
                 seen.update(_message_id(row) for row in rows)
                 _share_consent_locks(session, engine, rows)
                 refusals = len(refused)
+                ready: list[tuple[tables.Message, Decision, int]] = []
                 for row in rows:
-                    if len(claims) >= self.settings.batch:
+                    if len(claims) + len(ready) >= self.settings.batch:
                         break
-                    claim = self._claim_one(
+                    sendable = self._redecide(
                         session, engine, row, now, snapshots, refused
                     )
-                    if claim is not None:
-                        claims.append(claim)
+                    if sendable is not None:
+                        ready.append((row, *sendable))
+                # Pacers last, in number order: held briefly, never crosswise. A later
+                # round skips pacers other claims hold rather than wait while holding
+                # its own.
+                for row, decision, number_id in sorted(ready, key=lambda r: r[2]):
+                    if number_id in refused:
+                        continue
+                    if not take_pace(
+                        session,
+                        number_id,
+                        row.segments,
+                        self.clock,
+                        self.settings.burst,
+                        wait=rounds == 0,
+                    ):
+                        refused.add(number_id)
+                        continue
+                    claims.append(
+                        self._mark_claimed(session, row, decision, number_id, now)
+                    )
                 if len(claims) >= self.settings.batch or len(refused) == refusals:
                     break
         for claim in claims:
@@ -230,7 +255,7 @@ class Worker:
             )
         return claims
 
-    def _claim_one(
+    def _redecide(
         self,
         session: Session,
         engine: Engine,
@@ -238,7 +263,12 @@ class Worker:
         now: dt.datetime,
         snapshots: dict[int, tuple[bool, bool, dict[str, NumberStatus]]],
         refused: set[int],
-    ) -> Claim | None:
+    ) -> tuple[Decision, int] | None:
+        """Decide ``row`` again with what is committed now; its number when it sends.
+
+        A message that no longer sends is settled here (suppressed, rejected, deferred or
+        held) with the new decision recorded.
+        """
         if row.from_number_id in refused:
             return None  # its number is paced out for this claim; it waits, unchanged
         policy = engine.policy
@@ -285,16 +315,21 @@ class Worker:
             )
             return None
         number_id = from_number(session, policy, row.business_id, decision.role or "")
-        if number_id is None:
+        if number_id is None or number_id in refused:
             return None
-        if not take_pace(
-            session, number_id, row.segments, self.clock, self.settings.burst
-        ):
-            refused.add(number_id)
-            return None
+        return decision, number_id
+
+    def _mark_claimed(
+        self,
+        session: Session,
+        row: tables.Message,
+        decision: Decision,
+        number_id: int,
+        now: dt.datetime,
+    ) -> Claim:
         number = session.get(tables.Number, number_id)
         if number is None:  # pragma: no cover - from_number just read it
-            return None
+            raise InternalError(f"number {number_id} vanished during a claim")
         row.role = decision.role
         row.from_number_id = number_id
         row.state = "sending"
@@ -313,7 +348,7 @@ class Worker:
             )
         )
         return Claim(
-            message_id=row.id or 0,
+            message_id=_message_id(row),
             fence=row.fence,
             lease_expires=row.lease_expires,
             request=self._request(row, number.e164, decision.category or ""),

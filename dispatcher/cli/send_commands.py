@@ -223,6 +223,13 @@ def campaign(
     help="The provider's request timeout, seconds.",
 )
 @click.option(
+    "--lane",
+    "lanes",
+    multiple=True,
+    type=click.Choice(["otp", "transactional", "marketing", "other"]),
+    help="Claim only messages of this lane (repeatable; default: every lane).",
+)
+@click.option(
     "--no-reconcile",
     is_flag=True,
     hidden=True,
@@ -236,6 +243,7 @@ def worker(
     until_idle: bool,
     lease: float,
     provider_timeout: float,
+    lanes: tuple[str, ...],
     no_reconcile: bool,
 ) -> None:
     """Claim, send and settle messages until stopped (SIGTERM or Ctrl-C).
@@ -268,6 +276,7 @@ def worker(
         lease=dt.timedelta(seconds=lease),
         provider_timeout=dt.timedelta(seconds=provider_timeout),
         reconcile=not no_reconcile,
+        lanes=tuple(sorted({outbox.lane_of(name) for name in lanes})) or None,
     )
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
