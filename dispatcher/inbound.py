@@ -229,9 +229,7 @@ def _record(
             skipped = NO_SENDER
         else:
             name = (
-                owner.name
-                if owner is not None
-                else _business_name(session, answering)
+                owner.name if owner is not None else _business_name(session, answering)
             )
             text = reply_text(
                 policy,

@@ -45,9 +45,7 @@ _SQLITE_BEGIN = "dispatcher_sqlite_begin"
 # One per SQLite engine (its pool is shared by the engine's option proxies). Re-entrant,
 # so a nested write in one thread meets SQLite's own lock, as it did before, rather
 # than deadlocking here.
-_WRITERS: weakref.WeakKeyDictionary[Pool, threading.RLock] = (
-    weakref.WeakKeyDictionary()
-)
+_WRITERS: weakref.WeakKeyDictionary[Pool, threading.RLock] = weakref.WeakKeyDictionary()
 _WRITERS_GUARD = threading.Lock()
 
 
