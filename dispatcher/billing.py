@@ -219,15 +219,19 @@ def record_inbound(
     media: int = 0,
     at: dt.datetime,
     business: int | None = None,
+    number: tables.Number | None = None,
 ) -> tables.UsageEvent | None:
     """Charge an inbound message to the business that owns ``to``, once per MessageSid.
 
     An MMS (``media`` > 0) is one message; an SMS costs the segments of ``body``.
     ``business`` names who answers for a message to a platform number (the global
-    number has no business); otherwise the number's business is used. Returns the
-    charge, or ``None`` when ``to`` is none of our numbers or the SID was billed.
+    number has no business); otherwise the number's business is used. ``number`` is
+    the row of ``to`` when the caller has read it already (the inbound webhook does).
+    Returns the charge, or ``None`` when ``to`` is none of our numbers or the SID was
+    billed.
     """
-    number = _number_at(session, to.e164, at)
+    if number is None:
+        number = _number_at(session, to.e164, at)
     if number is None:
         log.warning("usage_unknown_number", direction="inbound", to=to.masked)
         return None

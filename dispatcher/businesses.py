@@ -79,8 +79,15 @@ def get_business(session: Session, ref: int | str) -> Business:
 
 
 def business_id(session: Session, ref: int | str) -> int:
-    """The id of the business ``ref`` names. Raises :class:`NotFound`."""
-    return get_business(session, ref).id
+    """The id of the business ``ref`` names. Raises :class:`NotFound`.
+
+    Reads the business row only (not its stores); by id, a row the session already
+    holds costs no query.
+    """
+    found = _row(session, ref).id
+    if found is None:  # pragma: no cover - rows read back have ids
+        raise NotFound("business", "the business has not been written yet")
+    return found
 
 
 def list_businesses(session: Session) -> list[Business]:

@@ -23,7 +23,7 @@ from sqlalchemy import bindparam
 from sqlmodel import Session, col, or_, select
 
 from . import tables
-from .businesses import get_business
+from .businesses import business_id
 from .errors import FieldError
 from .facts import ConsentState
 from .phone import Phone
@@ -116,7 +116,7 @@ def scope_owner(
         return None
     if business is None:
         raise FieldError("business", f"scope {scope!r} is kept per business; name one")
-    return get_business(session, business).id
+    return business_id(session, business)
 
 
 def _required(value: str | None, field: str, reason: str) -> str:
@@ -294,7 +294,7 @@ def history(
     if phone is not None:
         query = query.where(event.phone == phone.e164)
     if business is not None:
-        mine = col(event.business_id) == get_business(session, business).id
+        mine = col(event.business_id) == business_id(session, business)
         platform = col(event.business_id).is_(None)
         query = query.where(or_(mine, platform) if with_platform else mine)
     return [_view(row) for row in session.exec(query).all()]

@@ -4,13 +4,16 @@ Outbound entries come from the outbox (``messages``): every message a business a
 send to the customer, from any number role, whether it left or not, with the number it
 left from (masked), the rule that decided it, its state and the provider's status.
 Inbound entries come from an :data:`InboundSource`. The default one,
-:func:`keyword_replies`, reads the replies that changed consent (STOP, START and the
-like, with the number written to) from the consent ledger.
+:func:`stored_replies`, reads ``inbound_messages``, where the inbound webhook stores
+every message a customer sends, keyword or not: its body, the keyword and its kind,
+the role of the number written to and when it arrived. :func:`keyword_replies` reads
+only the replies that changed consent, from the consent ledger (no bodies).
 
-.. TODO: the service stores every inbound message (table ``inbound_messages``, being
-   built in parallel); once it is merged, a source reading it, with bodies and the
-   keyword each reply matched, becomes the default. Until then replies that matched no
-   keyword are missing from the history.
+A reply to the platform's global number belongs to no business (its row's business
+is NULL). It is shown to the business whose message from that number reached the
+phone last before the reply, the one the webhook answered and billed it for, and to
+no other: a customer of two businesses who replies to an OTP code of one does not
+show up in the other's history.
 
 >>> [entry.direction for entry in conversation(session, 1, phone)]  # doctest: +SKIP
 ['outbound', 'inbound', 'outbound']
@@ -144,7 +147,7 @@ def conversation(
     if not 1 <= limit <= MAX_LIMIT:
         raise FieldError("limit", f"expected 1-{MAX_LIMIT}, got {limit}")
     owner = resolve_business(session, business)
-    replies = (inbound or keyword_replies)(session, owner, phone, limit, before)
+    replies = (inbound or stored_replies)(session, owner, phone, limit, before)
     entries: list[Entry] = [*_outbound(session, owner, phone, limit, before), *replies]
     entries.sort(key=_order)
     return entries[-limit:]
@@ -223,6 +226,60 @@ def _numbers(session: Session, ids: set[int | None]) -> dict[int | None, str]:
         select(col(number.id), col(number.e164)).where(col(number.id).in_(wanted))
     ).all()
     return {int(number_id): _masked(str(e164)) for number_id, e164 in rows}
+
+
+def stored_replies(
+    session: Session,
+    business: int,
+    phone: Phone,
+    limit: int,
+    before: dt.datetime | None,
+) -> list[Inbound]:
+    """Every message ``phone`` sent to ``business``'s numbers, and those to the global
+    number that the business answers for (see the module docstring)."""
+    inbound, message, number = tables.InboundMessage, tables.Message, tables.Number
+    # Who answers for a reply to a platform number: the business of the latest message
+    # from that number to the phone, sent no later than the reply arrived.
+    answering = (
+        select(col(message.business_id))
+        .where(
+            col(message.phone) == col(inbound.phone),
+            col(message.from_number_id) == col(inbound.number_id),
+            col(message.created_at) <= col(inbound.received_at),
+        )
+        .order_by(col(message.id).desc())
+        .limit(1)
+        .correlate(inbound)
+        .scalar_subquery()
+    )
+    query = (
+        select(inbound, col(number.e164))
+        .join(number, col(inbound.number_id) == col(number.id))
+        .where(
+            col(inbound.phone) == phone.e164,
+            (col(inbound.business_id) == business)
+            | (col(inbound.business_id).is_(None) & (answering == business)),
+        )
+    )
+    if before is not None:
+        query = query.where(col(inbound.received_at) < before)
+    rows = session.execute(
+        query.order_by(col(inbound.received_at).desc(), col(inbound.id).desc()).limit(
+            limit
+        )
+    ).all()
+    return [
+        Inbound(
+            at=row.received_at,
+            ref=row.message_sid,
+            role=row.role,
+            number=_masked(e164),
+            body=row.body,
+            keyword=row.keyword,
+            keyword_kind=row.keyword_kind,
+        )
+        for row, e164 in rows
+    ]
 
 
 def keyword_replies(

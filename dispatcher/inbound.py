@@ -1,23 +1,33 @@
 """Replies customers send to our numbers: the scope they touch, the consent they change,
-and the one answer the rules allow.
+the usage they bill, and the one answer the rules allow.
 
 The number written to decides the scope (``policy.scope_of_role``): a STOP to a
 business's marketing number revokes that business's marketing only, to its
 transactional number its transactional messages only, and to the platform's global
-number OTP codes for every business. :func:`receive` does, for one inbound SMS:
+number OTP codes for every business. :func:`receive` does, for one inbound SMS and in
+one write transaction:
 
-1. In one transaction: classify the text (:mod:`dispatcher.keywords`), record an opt-out
-   or opt-in for that scope in the consent ledger (source ``keyword``, the provider's
-   message id as evidence), and append the message to ``inbound_messages``, keyword or
-   not, so it shows in the chat history.
-2. Then admit the answer through the send pipeline (:func:`dispatcher.outbox.admit`), so
+1. classify the text (:mod:`dispatcher.keywords`) for the scope of the number, found
+   with its business in one indexed read;
+2. record an opt-out or opt-in for that scope in the consent ledger (source
+   ``keyword``, the provider's message id as evidence);
+3. append the message to ``inbound_messages``, keyword or not, so it shows in the chat
+   history, and bill it (:func:`dispatcher.billing.record_inbound`);
+4. admit the answer through the send pipeline (:func:`dispatcher.outbox.admit_in`), so
    it is decided by the policy like any message: the HELP reply; after an opt-out or an
    opt-in that changed the state, the one confirmation (FCC 64.1200(a)(12)). Its
-   idempotency key is ``reply:<MessageSid>``.
+   idempotency key is ``reply:<MessageSid>``; the workers send it.
 
-A message id seen before changes nothing: the stored row is the answer, and the reply is
-admitted again under the same key, which returns the first result (or completes a reply
-that a crash interrupted between the two steps).
+Doing it all at once keeps the webhook to one round of statements and leaves no moment
+where the opt-out is stored but its confirmation is not. An answer the policy cannot
+place (no number in the role it chose) is skipped and logged; the opt-out stands.
+
+A message for the global number is answered, billed and shown in the chat history of
+the business whose message from that number reached the phone last; with none, it is
+stored and billed to no business, and not answered.
+
+A message id seen before changes nothing: the stored row is the answer, and the reply
+admitted with it is returned again.
 """
 
 from __future__ import annotations
@@ -30,14 +40,13 @@ from sqlalchemy import Engine as DbEngine
 from sqlalchemy import select
 from sqlmodel import Session, col
 
-from . import consent, numbers, segments, tables
-from .businesses import get_business
+from . import billing, consent, segments, tables
 from .consent import ConsentSource
 from .engine import Engine
-from .errors import ConstraintViolation, InputError
+from .errors import ConstraintViolation, FieldError, InputError, NotFound
 from .facts import ConsentState
 from .keywords import Kind, Match, ReplyClassifier, reply_text
-from .outbox import Admitted, SendRequest, admit
+from .outbox import Admitted, IdempotencyConflict, SendRequest, admit_in
 from .phone import Phone
 from .policy import Outcome, Policy
 from .store import transaction, utc_now
@@ -52,6 +61,7 @@ REPLY_TYPES = {
     Kind.OPT_IN: "opt_in_confirmation",
 }
 RECORDED_BY = "inbound webhook"
+NO_SENDER = "no business has messaged this phone from the global number"
 MAX_SID = 64
 
 
@@ -101,65 +111,39 @@ def receive(
     """Record ``sms`` and act on it (see the module docstring).
 
     Raises :class:`~dispatcher.errors.NotFound` when ``sms.number`` is not an active
-    number of the registry, and :class:`~dispatcher.errors.FieldError` for a malformed
+    number of the registry, and :class:`~dispatcher.errors.InputError` for a malformed
     message id; nothing is written then.
     """
     if not sms.sid or len(sms.sid) > MAX_SID:
         raise InputError(f"MessageSid: expected 1-{MAX_SID} characters")
     when = now or utc_now()
-    policy = engine.policy
     try:
         with transaction(db) as session:
             row = _stored(session, sms.sid)
             if row is None:
-                row, changed = _record(session, engine, classifier, sms, when)
-                duplicate = False
+                result = _record(session, engine, classifier, sms, settings, when)
             else:
-                changed, duplicate = False, True
-            reply_business = _reply_business(session, row)
+                result = _repeated(session, engine, row, settings, when)
     except ConstraintViolation:
         # The same message delivered twice at once: the other delivery wrote it.
         with transaction(db, write=False) as session:
             found = _stored(session, sms.sid)
             if found is None:
                 raise
-            row, changed, duplicate = found, False, True
-            reply_business = _reply_business(session, row)
-    if row.id is None:  # pragma: no cover - flushed rows have ids
-        raise ConstraintViolation("inbound", "not written")
-    kind = Kind(row.keyword_kind) if row.keyword_kind else None
-    reply, skipped = None, None
-    if row.reply_type is not None:
-        if reply_business is None:
-            skipped = "no business has messaged this phone from the global number"
-        else:
-            reply = _answer(
-                db, engine, row, kind, reply_business, settings, sms.sender, when
-            )
-    result = Received(
-        inbound_id=row.id,
-        duplicate=duplicate,
-        business_id=row.business_id,
-        role=row.role,
-        scope=row.scope,
-        kind=kind,
-        consent_changed=changed,
-        reply=reply,
-        reply_skipped=skipped,
-    )
+            result = _repeated(session, engine, found, settings, when, admit=False)
     log.info(
         "inbound_received",
-        inbound_id=row.id,
-        business_id=row.business_id,
-        role=row.role,
-        scope=row.scope,
-        kind=kind.value if kind else None,
-        consent_changed=changed,
-        duplicate=duplicate,
-        reply_message_id=reply.message_id if reply else None,
-        reply_state=reply.state if reply else None,
-        reply_skipped=skipped,
-        policy=policy.short_hash,
+        inbound_id=result.inbound_id,
+        business_id=result.business_id,
+        role=result.role,
+        scope=result.scope,
+        kind=result.kind.value if result.kind else None,
+        consent_changed=result.consent_changed,
+        duplicate=result.duplicate,
+        reply_message_id=result.reply.message_id if result.reply else None,
+        reply_state=result.reply.state if result.reply else None,
+        reply_skipped=result.reply_skipped,
+        policy=engine.policy.short_hash,
     )
     return result
 
@@ -172,15 +156,33 @@ def _stored(session: Session, sid: str) -> tables.InboundMessage | None:
     ).scalar_one_or_none()
 
 
+def _number(
+    session: Session, phone: Phone
+) -> tuple[tables.Number, tables.Business | None]:
+    """The active number ``phone`` and its business (None for the platform's)."""
+    number, business = tables.Number, tables.Business
+    found = session.execute(
+        select(number, business)
+        .join(business, col(number.business_id) == col(business.id), isouter=True)
+        .where(col(number.e164) == phone.e164, col(number.retired_at).is_(None))
+    ).first()
+    if found is None:
+        raise NotFound("number", f"{phone} is not an active number of the registry")
+    return found[0], found[1]
+
+
 def _record(
     session: Session,
     engine: Engine,
     classifier: ReplyClassifier,
     sms: InboundSms,
+    settings: Settings,
     when: dt.datetime,
-) -> tuple[tables.InboundMessage, bool]:
+) -> Received:
     policy = engine.policy
-    number = numbers.get_number(session, sms.number)
+    number, owner = _number(session, sms.number)
+    if number.id is None:  # pragma: no cover - rows read back have ids
+        raise NotFound("number", "not written")
     scope = policy.scope_of_role(number.role)
     match = classifier.classify(scope, sms.body)
     event_id, changed = None, False
@@ -188,7 +190,11 @@ def _record(
         event_id, changed = _change_consent(
             session, engine, sms, number, scope, match, when
         )
-    reply_type = _reply_type(policy, match, changed)
+    answering = (
+        number.business_id
+        if number.business_id is not None
+        else _last_sender(session, sms.sender, number.id)
+    )
     row = tables.InboundMessage(
         message_sid=sms.sid,
         business_id=number.business_id,
@@ -202,20 +208,111 @@ def _record(
         keyword=match.keyword[:64] if match else None,
         language=match.language if match else None,
         matched_by=match.matched_by.value if match else None,
-        reply_type=reply_type,
+        reply_type=_reply_type(policy, match, changed),
         consent_event_id=event_id,
         received_at=when,
     )
     session.add(row)
+    billing.record_inbound(
+        session,
+        message_sid=sms.sid,
+        to=sms.number,
+        body=sms.body,
+        at=when,
+        business=answering,
+        number=number,
+    )
     session.flush()
-    return row, changed
+    reply, skipped = None, None
+    if row.reply_type is not None and match is not None:
+        if answering is None:
+            skipped = NO_SENDER
+        else:
+            name = (
+                owner.name if owner is not None else _business_name(session, answering)
+            )
+            text = reply_text(
+                policy,
+                scope,
+                match.kind,
+                row.language or "en",
+                business=name,
+                platform=settings.platform_name,
+                help_contact=settings.help_contact,
+            )
+            reply, skipped = _admit_reply(session, engine, row, answering, text, when)
+    return _received(row, False, changed, reply, skipped)
+
+
+def _repeated(
+    session: Session,
+    engine: Engine,
+    row: tables.InboundMessage,
+    settings: Settings,
+    when: dt.datetime,
+    *,
+    admit: bool = True,
+) -> Received:
+    """What a message seen before did: its row and the reply admitted with it.
+
+    A row stored before replies were admitted in the same transaction may lack its
+    reply; with ``admit`` it is admitted now.
+    """
+    reply, skipped = None, None
+    if row.reply_type is not None:
+        answering = (
+            row.business_id
+            if row.business_id is not None
+            else _last_sender(session, Phone.from_stored(row.phone), row.number_id)
+        )
+        if answering is None:
+            skipped = NO_SENDER
+        else:
+            reply = _first_reply(session, answering, f"reply:{row.message_sid}")
+            kind = Kind(row.keyword_kind) if row.keyword_kind else None
+            if reply is None and admit and kind is not None:
+                text = reply_text(
+                    engine.policy,
+                    row.scope,
+                    kind,
+                    row.language or "en",
+                    business=_business_name(session, answering),
+                    platform=settings.platform_name,
+                    help_contact=settings.help_contact,
+                )
+                reply, skipped = _admit_reply(
+                    session, engine, row, answering, text, when
+                )
+    return _received(row, True, False, reply, skipped)
+
+
+def _received(
+    row: tables.InboundMessage,
+    duplicate: bool,
+    changed: bool,
+    reply: Admitted | None,
+    skipped: str | None,
+) -> Received:
+    if row.id is None:  # pragma: no cover - flushed rows have ids
+        raise ConstraintViolation("inbound", "not written")
+    return Received(
+        inbound_id=row.id,
+        duplicate=duplicate,
+        business_id=row.business_id,
+        role=row.role,
+        scope=row.scope,
+        kind=Kind(row.keyword_kind) if row.keyword_kind else None,
+        consent_changed=changed,
+        reply=reply,
+        reply_skipped=skipped,
+    )
 
 
 def _change_consent(
     session: Session,
     engine: Engine,
     sms: InboundSms,
-    number: numbers.SenderNumber,
+    number: tables.Number,
     scope: str,
     match: Match,
     when: dt.datetime,
@@ -259,72 +356,67 @@ def _reply_type(policy: Policy, match: Match | None, changed: bool) -> str | Non
     return wanted
 
 
-def _reply_business(session: Session, row: tables.InboundMessage) -> int | None:
-    """Who a reply is sent (and billed) for: the number's business; for the global
-    number, the business whose message from it reached this phone last."""
-    if row.business_id is not None:
-        return row.business_id
+def _last_sender(session: Session, phone: Phone, number_id: int) -> int | None:
+    """The business whose message from the platform number ``number_id`` reached
+    ``phone`` last: who a reply to that number is answered, billed and shown for."""
     message = tables.Message
     return session.execute(
         select(col(message.business_id))
         .where(
-            col(message.phone) == row.phone,
-            col(message.from_number_id) == row.number_id,
+            col(message.phone) == phone.e164,
+            col(message.from_number_id) == number_id,
         )
         .order_by(col(message.id).desc())
         .limit(1)
     ).scalar_one_or_none()
 
 
-def _answer(
-    db: DbEngine,
+def _business_name(session: Session, business: int) -> str:
+    found = session.get(tables.Business, business)
+    if found is None:  # pragma: no cover - foreign keys keep businesses
+        raise NotFound("business", f"no business {business}")
+    return found.name
+
+
+def _admit_reply(
+    session: Session,
     engine: Engine,
     row: tables.InboundMessage,
-    kind: Kind | None,
     business: int,
-    settings: Settings,
-    sender: Phone,
+    text: str,
     when: dt.datetime,
-) -> Admitted | None:
-    if kind is None or row.reply_type is None:
-        return None
-    with transaction(db, write=False) as session:
-        name = get_business(session, business).name
-    text = reply_text(
-        engine.policy,
-        row.scope,
-        kind,
-        row.language or "en",
-        business=name,
-        platform=settings.platform_name,
-        help_contact=settings.help_contact,
-    )
+) -> tuple[Admitted | None, str | None]:
+    """Admit the answer in the caller's transaction; ``(None, why)`` when the policy
+    cannot place it, so the reply's failure never undoes the opt-out it confirms."""
+    if row.reply_type is None:  # pragma: no cover - callers check
+        return None, None
     request = SendRequest(
         business=business,
-        to=sender,
+        to=Phone.from_stored(row.phone),
         message_type=row.reply_type,
         body=text,
         reply_role=row.role,
         idempotency_key=f"reply:{row.message_sid}",
     )
     try:
-        return admit(db, engine, request, now=when)
-    except ConstraintViolation as error:
-        if error.field != "idempotency_key":
-            raise
+        return admit_in(session, engine, request, when), None
+    except IdempotencyConflict:
         # The rules' reply text changed since the first delivery: the first answer
         # stands.
-        return _first_reply(db, business, request.idempotency_key or "")
+        key = request.idempotency_key or ""
+        return _first_reply(session, business, key), None
+    except FieldError as error:
+        log.error("inbound_reply_refused", field=error.field, reason=error.reason)
+        return None, f"{error.field}: {error.reason}"
 
 
-def _first_reply(db: DbEngine, business: int, key: str) -> Admitted | None:
-    with transaction(db, write=False) as session:
-        found = session.execute(
-            select(tables.Message).where(
-                col(tables.Message.business_id) == business,
-                col(tables.Message.idempotency_key) == key,
-            )
-        ).scalar_one_or_none()
+def _first_reply(session: Session, business: int, key: str) -> Admitted | None:
+    found = session.execute(
+        select(tables.Message).where(
+            col(tables.Message.business_id) == business,
+            col(tables.Message.idempotency_key) == key,
+        )
+    ).scalar_one_or_none()
     if found is None or found.id is None:
         return None
     return Admitted(

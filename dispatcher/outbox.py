@@ -355,53 +355,10 @@ def admit(
     Raises :class:`~dispatcher.errors.FieldError` (unknown business, no number in the
     role the policy chose) or :class:`IdempotencyConflict`; nothing is written then.
     """
-    policy = engine.policy
     when = now or utc_now()
     try:
         with transaction(db) as session:
-            business = resolve_business(session, request.business)
-            earlier = _existing(session, business, request)
-            if earlier is not None:
-                return earlier
-            assist, accelerate, numbers = number_statuses(session, policy, business)
-            states = consent.states(session, policy, request.to, business)
-            snapshot = Snapshot(business, assist, accelerate, numbers, states)
-            sent = marketing_sent_24h(session, business, request.to, when)
-            location = _location(request)
-
-            def build(candidate: Candidate) -> Facts:
-                return facts_for(
-                    request.message_type,
-                    request.channel,
-                    snapshot,
-                    request.reply_role,
-                    candidate,
-                    sent,
-                )
-
-            decision, facts, not_before = decide(engine, build, location, when)
-            number_id = (
-                from_number(session, policy, business, decision.role)
-                if decision.outcome is Outcome.SEND and decision.role
-                else None
-            )
-            rank = next_ranks(session, business, lane_of(decision.category or ""), 1)
-            values = _row(
-                business,
-                request,
-                request.payload_hash(business),
-                decision,
-                facts,
-                location,
-                not_before,
-                number_id,
-                rank,
-                when,
-            )
-            row = tables.Message(**values)
-            session.add(row)
-            session.flush()
-            return _admitted(row, repeated=False)
+            return admit_in(session, engine, request, when)
     except ConstraintViolation as error:
         if error.field != "row" or request.idempotency_key is None:
             raise
@@ -412,6 +369,61 @@ def admit(
         if found is None:
             raise
         return found
+
+
+def admit_in(
+    session: Session, engine: Engine, request: SendRequest, when: dt.datetime
+) -> Admitted:
+    """:func:`admit` inside a write transaction the caller holds, so that a message is
+    admitted together with what caused it (an inbound reply and its confirmation).
+
+    Raises as :func:`admit` does, before the message is written: the caller's
+    transaction stays usable (at most a fair-queuing rank was reserved in it).
+    """
+    policy = engine.policy
+    business = resolve_business(session, request.business)
+    earlier = _existing(session, business, request)
+    if earlier is not None:
+        return earlier
+    assist, accelerate, numbers = number_statuses(session, policy, business)
+    states = consent.states(session, policy, request.to, business)
+    snapshot = Snapshot(business, assist, accelerate, numbers, states)
+    sent = marketing_sent_24h(session, business, request.to, when)
+    location = _location(request)
+
+    def build(candidate: Candidate) -> Facts:
+        return facts_for(
+            request.message_type,
+            request.channel,
+            snapshot,
+            request.reply_role,
+            candidate,
+            sent,
+        )
+
+    decision, facts, not_before = decide(engine, build, location, when)
+    number_id = (
+        from_number(session, policy, business, decision.role)
+        if decision.outcome is Outcome.SEND and decision.role
+        else None
+    )
+    rank = next_ranks(session, business, lane_of(decision.category or ""), 1)
+    values = _row(
+        business,
+        request,
+        request.payload_hash(business),
+        decision,
+        facts,
+        location,
+        not_before,
+        number_id,
+        rank,
+        when,
+    )
+    row = tables.Message(**values)
+    session.add(row)
+    session.flush()
+    return _admitted(row, repeated=False)
 
 
 def admit_many(

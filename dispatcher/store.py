@@ -11,15 +11,19 @@ is the choice at scale. Everything else in the data layer is written once for bo
 On SQLite every connection runs in WAL mode with foreign keys on and a busy timeout,
 and a write transaction starts with ``BEGIN IMMEDIATE``: it takes the write lock before
 its first read, so two writers queue instead of failing half-way with "database is
-locked".
+locked". Writers of one process also queue on a lock of their own first: SQLite's busy
+handler polls with sleeps of up to 100 ms, so under load a writer that waited there
+kept the webhooks waiting for seconds, while a lock hands over at once.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import re
+import threading
+import weakref
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -30,6 +34,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event, exc, text
 from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.pool import Pool
 from sqlmodel import Session
 
 from . import tables
@@ -37,6 +42,11 @@ from .errors import ConstraintViolation, StoreError
 
 BUSY_TIMEOUT_MS = 5000
 _SQLITE_BEGIN = "dispatcher_sqlite_begin"
+# One per SQLite engine (its pool is shared by the engine's option proxies). Re-entrant,
+# so a nested write in one thread meets SQLite's own lock, as it did before, rather
+# than deadlocking here.
+_WRITERS: weakref.WeakKeyDictionary[Pool, threading.RLock] = weakref.WeakKeyDictionary()
+_WRITERS_GUARD = threading.Lock()
 
 
 def normalise_url(url: str) -> str:
@@ -98,18 +108,29 @@ def transaction(engine: Engine, *, write: bool = True) -> Iterator[Session]:
     bind = engine.execution_options(
         **{_SQLITE_BEGIN: "IMMEDIATE" if write else "DEFERRED"}
     )
-    session = Session(bind=bind, expire_on_commit=False)
-    try:
-        yield session
-        session.commit()
-    except exc.IntegrityError as error:
-        session.rollback()
-        raise constraint_violation(error) from None
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
+    with ExitStack() as held:
+        if write and engine.dialect.name == "sqlite":
+            held.enter_context(_writer_lock(engine))
+        session = Session(bind=bind, expire_on_commit=False)
+        try:
+            yield session
+            session.commit()
+        except exc.IntegrityError as error:
+            session.rollback()
+            raise constraint_violation(error) from None
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+
+
+def _writer_lock(engine: Engine) -> threading.RLock:
+    with _WRITERS_GUARD:
+        found = _WRITERS.get(engine.pool)
+        if found is None:
+            found = _WRITERS[engine.pool] = threading.RLock()
+        return found
 
 
 # What each named rule means to the person whose request broke it. SQLite reports the

@@ -15,7 +15,9 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Sec
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from .. import businesses, consent, outbox
+from ..billing import Month
 from ..errors import FieldError
+from ..history import DEFAULT_LIMIT, MAX_LIMIT
 from ..phone import Phone
 from ..store import transaction
 from . import auth, reads, schemas
@@ -241,45 +243,38 @@ def get_history(
     request: Request,
     business_id: Business,
     phone: str,
-    limit: Annotated[int, Query(ge=1, le=5000)] = 500,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
 ) -> schemas.ChatOut:
     customer = _phone(phone)
     with transaction(service_of(request).db, write=False) as session:
         return reads.chat_history(session, business_id, customer, limit)
 
 
-_MIN_TIME = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-_MAX_TIME = dt.datetime(9999, 1, 1, tzinfo=dt.UTC)
-
-
-def _aware(value: dt.datetime | None, field: str) -> dt.datetime | None:
-    if value is None:
-        return None
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise FieldError(field, "expected a time with a zone, like 2026-12-01T00:00Z")
-    try:
-        utc = value.astimezone(dt.UTC)
-    except OverflowError:
-        raise FieldError(field, "out of range") from None
-    if not _MIN_TIME <= utc < _MAX_TIME:
-        raise FieldError(field, "out of range (1970 to 9999)")
-    return utc
-
-
 @router.get(
     "/businesses/{business_id}/usage",
-    summary="Usage counts for billing: messages, segments, inbound messages.",
+    summary="The month's usage report: by number role and kind, priced.",
     responses=_AUTH_ERRORS,
 )
 def get_usage(
     request: Request,
     business_id: Business,
-    since: dt.datetime | None = None,
-    until: dt.datetime | None = None,
+    month: Annotated[
+        str | None,
+        Query(
+            description="YYYY-MM (UTC); the current month when omitted.",
+            max_length=7,
+        ),
+    ] = None,
 ) -> schemas.UsageOut:
-    start, end = _aware(since, "since"), _aware(until, "until")
-    with transaction(service_of(request).db, write=False) as session:
-        return reads.usage(session, business_id, start, end)
+    service = service_of(request)
+    period = Month.parse(month) if month is not None else _this_month(service.clock())
+    with transaction(service.db, write=False) as session:
+        return reads.usage(session, business_id, period, service.rates)
+
+
+def _this_month(now: dt.datetime) -> Month:
+    utc = now.astimezone(dt.UTC)
+    return Month(utc.year, utc.month)
 
 
 @router.get(

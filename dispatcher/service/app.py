@@ -22,12 +22,15 @@ from sqlalchemy import Engine as DbEngine
 from sqlalchemy import exc
 
 from .. import store
-from ..errors import FieldError, InputError, NotFound, StoreError
+from ..billing import Rates, record_call
+from ..calls import CallReport
+from ..errors import ConstraintViolation, FieldError, InputError, NotFound, StoreError
 from ..inbound import Settings as InboundSettings
 from ..outbox import IdempotencyConflict
 from ..providers.base import StatusReport
 from ..providers.credentials import Secret
 from ..statuses import Applied, apply_status
+from ..tables import UsageEvent
 from . import api, webhooks
 from .metrics import CONTENT_TYPE, Metrics
 from .reload import PolicyHolder
@@ -43,7 +46,8 @@ class Service:
     """What the routes share. ``public_base_url`` is the URL Twilio calls (the config's
     ``provider.twilio.public_base_url``); without it, webhooks are checked against the
     URL the request arrived at, which is wrong behind a TLS-terminating proxy.
-    ``webhook_token`` is Twilio's auth token; without it every webhook is refused."""
+    ``webhook_token`` is Twilio's auth token; without it every webhook is refused.
+    ``rates`` price the usage report (the config's ``billing`` section)."""
 
     db: DbEngine
     policies: PolicyHolder
@@ -51,6 +55,7 @@ class Service:
     public_base_url: str | None = None
     webhook_token: Secret | None = None
     clock: Callable[[], dt.datetime] = store.utc_now
+    rates: Rates = field(default_factory=Rates.default)
     metrics: Metrics = field(init=False)
     workers: WorkerPool | None = None
 
@@ -66,6 +71,20 @@ class Service:
         return apply_status(
             self.db, self.policies.current().policy, report, now=self.clock()
         )
+
+    def record_call(self, form: Mapping[str, str]) -> UsageEvent | None:
+        """Bill a voice status callback: a completed call to or from one of our
+        numbers, once per CallSid (:func:`~dispatcher.billing.record_call`).
+
+        Raises :class:`~dispatcher.errors.InvalidStatusCallback` for a malformed form.
+        """
+        report = CallReport.from_callback(form)
+        try:
+            with store.transaction(self.db) as session:
+                return record_call(session, report, self.clock())
+        except ConstraintViolation:
+            # The same callback delivered twice at once: the other one billed it.
+            return None
 
     def apply_callback_quietly(self, url: str, form: Mapping[str, str]) -> None:
         """:meth:`apply_callback` for the simulator's hook, which wants no result."""

@@ -1,22 +1,17 @@
 """The API's read models: a message with its decisions and statuses, a customer's chat
-history with a business, and usage counts.
-
-TODO: the chat history and usage belong to dispatcher/history.py and
-dispatcher/billing.py, which another branch is building; until they land these are
-minimal queries of their own. The boundary is the three functions below
-(:func:`chat_history`, :func:`usage`, :func:`message_detail`): swap their bodies for
-calls into those modules and the routes do not change.
+history with a business (:func:`dispatcher.history.conversation`), and the month's
+usage report (:func:`dispatcher.billing.usage_report`).
 """
 
 from __future__ import annotations
 
-import datetime as dt
-
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlmodel import Session, col
 
-from .. import tables
+from .. import billing, history, tables
+from ..billing import Month, Rates
 from ..errors import NotFound
+from ..history import DEFAULT_LIMIT
 from ..phone import Phone
 from . import schemas
 
@@ -95,106 +90,49 @@ def message_detail(
 
 
 def chat_history(
-    session: Session, business_id: int, phone: Phone, limit: int = 500
+    session: Session, business_id: int, phone: Phone, limit: int = DEFAULT_LIMIT
 ) -> schemas.ChatOut:
-    """Outbound messages (with the role of the number and the rule) and inbound
-    replies to the business's numbers (with the keyword kind), oldest first; the last
-    ``limit`` entries."""
-    message, inbound = tables.Message, tables.InboundMessage
+    """The last ``limit`` entries between the business and ``phone``, oldest first:
+    outbound messages (the role of the number, the rule) and every inbound message
+    (the keyword kind); OTP bodies are never shown."""
     entries = [
-        schemas.ChatEntry(
-            at=row.created_at,
-            direction="outbound",
-            body=_shown(row),
-            role=row.role,
-            message_id=row.id,
-            type=row.message_type,
-            rule=row.rule_id,
-            state=row.state,
-            provider_status=row.provider_status,
-        )
-        for row in session.execute(
-            select(message)
-            .where(
-                col(message.business_id) == business_id,
-                col(message.phone) == phone.e164,
-            )
-            .order_by(col(message.id).desc())
-            .limit(limit)
-        ).scalars()
+        _chat_entry(entry)
+        for entry in history.conversation(session, business_id, phone, limit)
     ]
-    entries.extend(
-        schemas.ChatEntry(
-            at=row.received_at,
+    return schemas.ChatOut(phone=phone.e164, business_id=business_id, entries=entries)
+
+
+def _chat_entry(entry: history.Entry) -> schemas.ChatEntry:
+    if isinstance(entry, history.Inbound):
+        return schemas.ChatEntry(
+            at=entry.at,
             direction="inbound",
-            body=row.body,
-            role=row.role,
-            message_sid=row.message_sid,
-            keyword_kind=row.keyword_kind,
+            body=entry.body,
+            role=entry.role,
+            number=entry.number,
+            message_sid=entry.ref,
+            keyword=entry.keyword,
+            keyword_kind=entry.keyword_kind,
         )
-        for row in session.execute(
-            select(inbound)
-            .where(
-                col(inbound.business_id) == business_id,
-                col(inbound.phone) == phone.e164,
-            )
-            .order_by(col(inbound.id).desc())
-            .limit(limit)
-        ).scalars()
-    )
-    # Inbound first on a tie: a reply is admitted at the instant its message arrived.
-    entries.sort(key=lambda e: (e.at, e.direction == "outbound"))
-    return schemas.ChatOut(
-        phone=phone.e164, business_id=business_id, entries=entries[-limit:]
+    return schemas.ChatEntry(
+        at=entry.at,
+        direction="outbound",
+        body=None if entry.category in HIDDEN_CATEGORIES else entry.body,
+        role=entry.role,
+        number=entry.number,
+        message_id=entry.message_id,
+        type=entry.message_type,
+        rule=entry.rule,
+        state=entry.state,
+        provider_status=entry.provider_status,
+        segments=entry.segments,
     )
 
 
 def usage(
-    session: Session,
-    business_id: int,
-    since: dt.datetime | None,
-    until: dt.datetime | None,
+    session: Session, business_id: int, month: Month, rates: Rates
 ) -> schemas.UsageOut:
-    """Counts for billing: messages by state, segments handed to the provider by role,
-    inbound messages and segments (inbound STOP included)."""
-    message, inbound = tables.Message, tables.InboundMessage
-    outbound_where = [col(message.business_id) == business_id]
-    inbound_where = [col(inbound.business_id) == business_id]
-    if since is not None:
-        outbound_where.append(col(message.created_at) >= since)
-        inbound_where.append(col(inbound.received_at) >= since)
-    if until is not None:
-        outbound_where.append(col(message.created_at) < until)
-        inbound_where.append(col(inbound.received_at) < until)
-    by_state = {
-        str(state): int(count)
-        for state, count in session.execute(
-            select(col(message.state), func.count())
-            .where(*outbound_where)
-            .group_by(col(message.state))
-        ).all()
-    }
-    by_role = {
-        role or "none": int(total or 0)
-        for role, total in session.execute(
-            select(col(message.role), func.sum(col(message.segments)))
-            .where(*outbound_where, col(message.state) == "sent")
-            .group_by(col(message.role))
-        ).all()
-    }
-    received, received_segments = session.execute(
-        select(func.count(), func.coalesce(func.sum(col(inbound.segments)), 0)).where(
-            *inbound_where
-        )
-    ).one()
-    return schemas.UsageOut(
-        business_id=business_id,
-        since=since,
-        until=until,
-        outbound_messages=sum(by_state.values()),
-        outbound_segments=sum(by_role.values()),
-        outbound_by_state=by_state,
-        outbound_segments_by_role=by_role,
-        inbound_messages=int(received),
-        inbound_segments=int(received_segments),
-    )
+    """The business's usage in ``month`` from the billing ledger, priced with
+    ``rates``: a line per role, direction and kind, totals and money."""
+    report = billing.usage_report(session, business_id, month, rates)
+    return schemas.UsageOut.model_validate(report.to_mapping())

@@ -62,6 +62,7 @@ def build_service(
         public_base_url=public,
         webhook_token=token or webhook_token(config, environ),
         clock=clock,
+        rates=config.billing,
     )
     if public is None:
         log.warning(

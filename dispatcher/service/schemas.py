@@ -186,15 +186,22 @@ class ConsentOut(BaseModel):
 class ChatEntry(BaseModel):
     at: dt.datetime
     direction: Literal["outbound", "inbound"]
-    body: str | None
+    body: str | None = Field(description="Null for OTP codes, which are never shown.")
     role: str | None = Field(description="The role of our number in the exchange.")
+    number: str | None = Field(
+        default=None, description="Our number, masked; null when none was used."
+    )
     message_id: int | None = None
     type: str | None = None
     rule: str | None = None
     state: str | None = None
     provider_status: str | None = None
+    segments: int | None = None
     message_sid: str | None = None
-    keyword_kind: str | None = None
+    keyword: str | None = None
+    keyword_kind: str | None = Field(
+        default=None, description="opt_out, opt_in, help, revocation; null for chat."
+    )
 
 
 class ChatOut(BaseModel):
@@ -203,16 +210,34 @@ class ChatOut(BaseModel):
     entries: list[ChatEntry]
 
 
+class UsageBusiness(BaseModel):
+    id: int
+    name: str
+
+
+class UsageLineOut(BaseModel):
+    role: str
+    direction: Literal["outbound", "inbound"]
+    kind: Literal["sms", "mms", "call"]
+    unit: Literal["segment", "message", "minute"]
+    count: int = Field(description="Messages or calls (a credited one counts out).")
+    units: int
+    rate: str = Field(description="Price per unit, a decimal string.")
+    amount: str
+    amount_micros: int
+
+
 class UsageOut(BaseModel):
-    business_id: int
-    since: dt.datetime | None
-    until: dt.datetime | None
-    outbound_messages: int
-    outbound_segments: int
-    outbound_by_state: dict[str, int]
-    outbound_segments_by_role: dict[str, int]
-    inbound_messages: int
-    inbound_segments: int
+    """The billing report of one month (UTC), as ``dispatcher usage --format json``."""
+
+    business: UsageBusiness
+    month: str = Field(description="YYYY-MM")
+    currency: str
+    lines: list[UsageLineOut]
+    totals: dict[str, int] = Field(description="Units per rate key: sms_outbound, ...")
+    by_role: dict[str, str]
+    total: str
+    total_micros: int
 
 
 class BusinessOut(BaseModel):

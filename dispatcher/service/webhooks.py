@@ -1,11 +1,12 @@
-"""Twilio's webhooks: inbound SMS and message status callbacks.
+"""Twilio's webhooks: inbound SMS, message status callbacks and voice status callbacks.
 
 Every request is checked first: ``X-Twilio-Signature`` must sign the public URL Twilio
 called (the configured ``public_base_url`` plus the path and query, so the check holds
 behind a TLS-terminating proxy) and the POST parameters, with the account's auth token,
 by Twilio's own validator. A missing or wrong signature gets 403 and changes nothing.
 Twilio signs no timestamp, so a replay is stopped by the message id: an inbound
-``MessageSid`` is stored once, a status report once per (message, status).
+``MessageSid`` is stored once, a status report once per (message, status), a call
+billed once per ``CallSid``.
 """
 
 from __future__ import annotations
@@ -128,6 +129,30 @@ async def status_callback(request: Request) -> Response:
     url = public_url(request, service.public_base_url)
     await run_in_threadpool(service.apply_callback, url, form)
     service.metrics.webhook_seconds.labels("status").observe(
+        time.perf_counter() - started
+    )
+    return Response(status_code=204)
+
+
+@router.post(
+    "/voice",
+    summary="Voice status callback of a business's number: completed calls are billed.",
+    status_code=204,
+    response_class=Response,
+    responses={
+        403: {"description": "Missing or wrong X-Twilio-Signature."},
+        422: {"description": "A form field is missing or malformed."},
+    },
+    openapi_extra={"requestBody": _SIGNED},
+)
+async def voice_callback(request: Request) -> Response:
+    started = time.perf_counter()
+    form = await _verified(request, "voice")
+    if form is None:
+        return Response("forbidden", status_code=403, media_type="text/plain")
+    service = service_of(request)
+    await run_in_threadpool(service.record_call, form)
+    service.metrics.webhook_seconds.labels("voice").observe(
         time.perf_counter() - started
     )
     return Response(status_code=204)

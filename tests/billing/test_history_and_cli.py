@@ -22,7 +22,7 @@ from ..pipeline.conftest import AFTERNOON, CUSTOMER, MARKETING, Shop
 from .test_ledger import LONG, call, inbound, record, send
 
 
-def test_history_shows_every_outbound_message_and_the_keyword_replies_in_order(
+def test_history_from_the_ledger_shows_every_outbound_message_and_keyword_replies(
     shop: Shop,
 ) -> None:
     shop.opt_in(CUSTOMER)
@@ -57,7 +57,9 @@ def test_history_shows_every_outbound_message_and_the_keyword_replies_in_order(
         now=later,
     )
     with transaction(shop.db.engine, write=False) as session:
-        entries = history.conversation(session, "Sudsy", CUSTOMER)
+        entries = history.conversation(
+            session, "Sudsy", CUSTOMER, inbound=history.keyword_replies
+        )
     assert [(e.direction, getattr(e, "state", None), e.role) for e in entries] == [
         ("outbound", "sent", "marketing"),
         ("inbound", None, "marketing"),
@@ -76,7 +78,9 @@ def test_history_shows_every_outbound_message_and_the_keyword_replies_in_order(
     assert reply.keyword_kind == "opt_out"
     assert entries[2].to_mapping()["rule"] == "opted-out-of-scope"
     with transaction(shop.db.engine, write=False) as session:
-        page = history.conversation(session, "Sudsy", CUSTOMER, 2, before=later)
+        page = history.conversation(
+            session, "Sudsy", CUSTOMER, 2, before=later, inbound=history.keyword_replies
+        )
     assert [e.direction for e in page] == ["outbound", "inbound"]
 
 
