@@ -108,6 +108,17 @@ def _big_id(**options: Any) -> Any:
     )
 
 
+def _message_ref() -> Any:
+    """A required reference to ``messages.id`` (64 bits, like the id it points at)."""
+    return Field(
+        sa_column=Column(
+            BigInteger().with_variant(Integer(), "sqlite"),
+            ForeignKey("messages.id", ondelete="RESTRICT"),
+            nullable=False,
+        )
+    )
+
+
 def _in(column: str, values: tuple[str, ...]) -> str:
     return f"{column} IN ({', '.join(repr(v) for v in values)})"
 
@@ -398,13 +409,7 @@ class DecisionEvent(SQLModel, table=True):
     __table_args__ = (Index("ix_decision_events_message_id", "message_id"),)
 
     id: int | None = _big_id(primary_key=True)
-    message_id: int = Field(
-        sa_column=Column(
-            BigInteger().with_variant(Integer(), "sqlite"),
-            ForeignKey("messages.id", ondelete="RESTRICT"),
-            nullable=False,
-        )
-    )
+    message_id: int = _message_ref()
     at: dt.datetime = _when()
     stage: str = Field(sa_type=String(16))
     outcome: str = Field(sa_type=String(16))
@@ -424,13 +429,7 @@ class MessageEvent(SQLModel, table=True):
     __table_args__ = (Index("ix_message_events_message_id", "message_id"),)
 
     id: int | None = _big_id(primary_key=True)
-    message_id: int = Field(
-        sa_column=Column(
-            BigInteger().with_variant(Integer(), "sqlite"),
-            ForeignKey("messages.id", ondelete="RESTRICT"),
-            nullable=False,
-        )
-    )
+    message_id: int = _message_ref()
     at: dt.datetime = _when()
     kind: str = Field(sa_type=String(32))
     status: str | None = Field(default=None, sa_type=String(16))

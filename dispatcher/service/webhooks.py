@@ -109,15 +109,18 @@ async def inbound_sms(request: Request) -> Response:
     return Response(EMPTY_TWIML, media_type="text/xml")
 
 
+_CALLBACK_RESPONSES: dict[int | str, dict[str, object]] = {
+    403: {"description": "Missing or wrong X-Twilio-Signature."},
+    422: {"description": "A form field is missing or malformed."},
+}
+
+
 @router.post(
     "/status",
     summary="Message status callback (the StatusCallback of each send).",
     status_code=204,
     response_class=Response,
-    responses={
-        403: {"description": "Missing or wrong X-Twilio-Signature."},
-        422: {"description": "A form field is missing or malformed."},
-    },
+    responses=_CALLBACK_RESPONSES,
     openapi_extra={"requestBody": _SIGNED},
 )
 async def status_callback(request: Request) -> Response:
@@ -139,10 +142,7 @@ async def status_callback(request: Request) -> Response:
     summary="Voice status callback of a business's number: completed calls are billed.",
     status_code=204,
     response_class=Response,
-    responses={
-        403: {"description": "Missing or wrong X-Twilio-Signature."},
-        422: {"description": "A form field is missing or malformed."},
-    },
+    responses=_CALLBACK_RESPONSES,
     openapi_extra={"requestBody": _SIGNED},
 )
 async def voice_callback(request: Request) -> Response:
