@@ -108,15 +108,16 @@ def _big_id(**options: Any) -> Any:
     )
 
 
-def _message_ref() -> Any:
-    """A required reference to ``messages.id`` (64 bits, like the id it points at)."""
-    return Field(
-        sa_column=Column(
-            BigInteger().with_variant(Integer(), "sqlite"),
-            ForeignKey("messages.id", ondelete="RESTRICT"),
-            nullable=False,
-        )
+def _big_ref(target: str, *, nullable: bool = False) -> Any:
+    """A reference to a 64-bit id such as ``messages.id`` (INTEGER on SQLite)."""
+    column = Column(
+        BigInteger().with_variant(Integer(), "sqlite"),
+        ForeignKey(target, ondelete="RESTRICT"),
+        nullable=nullable,
     )
+    if nullable:
+        return Field(default=None, sa_column=column)
+    return Field(sa_column=column)
 
 
 def _in(column: str, values: tuple[str, ...]) -> str:
@@ -295,13 +296,7 @@ class ConsentStateRow(SQLModel, table=True):
     phone: str = Field(sa_type=String(16))
     scope: str = Field(sa_type=String(64))
     state: str = Field(sa_type=String(16))
-    event_id: int = Field(
-        sa_column=Column(
-            BigInteger().with_variant(Integer(), "sqlite"),
-            ForeignKey("consent_events.id", ondelete="RESTRICT"),
-            nullable=False,
-        )
-    )
+    event_id: int = _big_ref("consent_events.id")
     event_at: dt.datetime = _when()
 
 
@@ -409,7 +404,7 @@ class DecisionEvent(SQLModel, table=True):
     __table_args__ = (Index("ix_decision_events_message_id", "message_id"),)
 
     id: int | None = _big_id(primary_key=True)
-    message_id: int = _message_ref()
+    message_id: int = _big_ref("messages.id")
     at: dt.datetime = _when()
     stage: str = Field(sa_type=String(16))
     outcome: str = Field(sa_type=String(16))
@@ -429,7 +424,7 @@ class MessageEvent(SQLModel, table=True):
     __table_args__ = (Index("ix_message_events_message_id", "message_id"),)
 
     id: int | None = _big_id(primary_key=True)
-    message_id: int = _message_ref()
+    message_id: int = _big_ref("messages.id")
     at: dt.datetime = _when()
     kind: str = Field(sa_type=String(32))
     status: str | None = Field(default=None, sa_type=String(16))
@@ -521,14 +516,7 @@ class UsageEvent(SQLModel, table=True):
     entry: str = Field(sa_type=String(8))
     source: str = Field(sa_type=String(8))
     source_ref: str = Field(sa_type=String(64))
-    message_id: int | None = Field(
-        default=None,
-        sa_column=Column(
-            BigInteger().with_variant(Integer(), "sqlite"),
-            ForeignKey("messages.id", ondelete="RESTRICT"),
-            nullable=True,
-        ),
-    )
+    message_id: int | None = _big_ref("messages.id", nullable=True)
     at: dt.datetime = _when()
 
 
@@ -563,14 +551,7 @@ class InboundMessage(SQLModel, table=True):
     language: str | None = Field(default=None, sa_type=String(16))
     matched_by: str | None = Field(default=None, sa_type=String(16))
     reply_type: str | None = Field(default=None, sa_type=String(64))
-    consent_event_id: int | None = Field(
-        default=None,
-        sa_column=Column(
-            BigInteger().with_variant(Integer(), "sqlite"),
-            ForeignKey("consent_events.id", ondelete="RESTRICT"),
-            nullable=True,
-        ),
-    )
+    consent_event_id: int | None = _big_ref("consent_events.id", nullable=True)
     received_at: dt.datetime = _when()
 
 

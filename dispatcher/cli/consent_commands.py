@@ -58,22 +58,18 @@ def opt_in(
     actor: str,
 ) -> None:
     """Record that PHONE opted in to a scope."""
-    policy = state.policy(None)
-    who = parse_phone(phone, "phone")
-    with session_for(state) as session:
-        entry = consent.record(
-            session,
-            policy,
-            phone=who,
-            scope=scope,
-            business=business_ref,
-            opt_in=True,
-            source=ConsentSource(source) if source else None,
-            source_ref=source_ref,
-            consent_text=consent_text,
-            consent_text_version=consent_text_version,
-            recorded_by=actor,
-        )
+    entry = _record(
+        state,
+        phone,
+        scope,
+        business_ref,
+        source,
+        source_ref,
+        actor,
+        opt_in=True,
+        consent_text=consent_text,
+        consent_text_version=consent_text_version,
+    )
     click.echo(f"recorded {entry.action.value} of {entry.phone} to {entry.scope}")
 
 
@@ -92,21 +88,42 @@ def opt_out(
     actor: str,
 ) -> None:
     """Record that PHONE revoked its consent to a scope."""
+    entry = _record(
+        state, phone, scope, business_ref, source, source_ref, actor, opt_in=False
+    )
+    click.echo(f"recorded {entry.action.value} of {entry.phone} from {entry.scope}")
+
+
+def _record(
+    state: State,
+    phone: str,
+    scope: str,
+    business_ref: str | None,
+    source: str | None,
+    source_ref: str | None,
+    actor: str,
+    *,
+    opt_in: bool,
+    consent_text: str | None = None,
+    consent_text_version: str | None = None,
+) -> consent.LedgerEntry:
+    """One ledger record from the command line; refused input exits 1."""
     policy = state.policy(None)
     who = parse_phone(phone, "phone")
     with session_for(state) as session:
-        entry = consent.record(
+        return consent.record(
             session,
             policy,
             phone=who,
             scope=scope,
             business=business_ref,
-            opt_in=False,
+            opt_in=opt_in,
             source=ConsentSource(source) if source else None,
             source_ref=source_ref,
+            consent_text=consent_text,
+            consent_text_version=consent_text_version,
             recorded_by=actor,
         )
-    click.echo(f"recorded {entry.action.value} of {entry.phone} from {entry.scope}")
 
 
 @consent_group.command("show")
