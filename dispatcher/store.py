@@ -33,12 +33,12 @@ from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event, exc, text
-from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.engine import Connection, CursorResult, make_url
 from sqlalchemy.pool import Pool
 from sqlmodel import Session
 
 from . import tables
-from .errors import ConstraintViolation, StoreError
+from .errors import ConstraintViolation, InternalError, StoreError
 
 BUSY_TIMEOUT_MS = 5000
 _SQLITE_BEGIN = "dispatcher_sqlite_begin"
@@ -194,6 +194,14 @@ def constraint_violation(error: exc.DBAPIError) -> ConstraintViolation:
 
 
 # -- migrations ------------------------------------------------------------------------
+
+
+def rowcount(result: object) -> int:
+    """Rows an INSERT or UPDATE wrote, summed over an executemany (SQLAlchemy types
+    ``Session.execute`` too loosely to say so)."""
+    if not isinstance(result, CursorResult):  # pragma: no cover - DML has a cursor
+        raise InternalError("a data change returned no cursor")
+    return int(result.rowcount)
 
 
 def _alembic_config(connection: Connection | None = None) -> AlembicConfig:

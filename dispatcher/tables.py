@@ -35,6 +35,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    Table,
     Text,
     TypeDecorator,
     text,
@@ -118,6 +119,14 @@ def _big_ref(target: str, *, nullable: bool = False) -> Any:
     if nullable:
         return Field(default=None, sa_column=column)
     return Field(sa_column=column)
+
+
+def table_of(model: type[SQLModel]) -> Table:
+    """The Core table of ``model``, for statements the ORM does not build."""
+    table = getattr(model, "__table__", None)
+    if not isinstance(table, Table):
+        raise InternalError(f"{model.__name__} is not a table model")
+    return table
 
 
 def _in(column: str, values: tuple[str, ...]) -> str:

@@ -30,8 +30,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import structlog
-from sqlalchemy import CursorResult, select, text, update
 from sqlalchemy import Engine as DbEngine
+from sqlalchemy import select, text, update
 from sqlmodel import Session, col
 
 from . import billing, consent, tables
@@ -54,7 +54,7 @@ from .providers.base import (
 from .providers.classification import ErrorAction
 from .recipients import Candidate, Location
 from .snapshot import Snapshot, number_statuses
-from .store import transaction, utc_now
+from .store import rowcount, transaction, utc_now
 
 log = structlog.get_logger("dispatcher.worker")
 
@@ -413,7 +413,7 @@ class Worker:
             )
         with transaction(self.db) as session:
             message = tables.Message
-            done = _rowcount(
+            done = rowcount(
                 session.execute(
                     update(message)
                     .where(
@@ -599,7 +599,7 @@ class Worker:
         now = self.clock()
         with transaction(self.db) as session:
             message = tables.Message
-            done = _rowcount(
+            done = rowcount(
                 session.execute(
                     update(message)
                     .where(
@@ -665,15 +665,6 @@ def _share_consent_locks(
         ),
         {"keys": sorted(keys)},
     )
-
-
-def _rowcount(result: object) -> int:
-    """Rows an UPDATE changed (SQLAlchemy types ``execute`` too loosely to say so)."""
-    if not isinstance(
-        result, CursorResult
-    ):  # pragma: no cover - DML always has a cursor
-        raise InternalError("an UPDATE returned no cursor")
-    return int(result.rowcount)
 
 
 def _message_id(row: tables.Message) -> int:

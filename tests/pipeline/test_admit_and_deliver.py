@@ -5,10 +5,11 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from dispatcher import tables
-from dispatcher.outbox import IdempotencyConflict, SendRequest, admit
+from dispatcher.outbox import IdempotencyConflict, SendRequest, admit, admit_many
+from dispatcher.phone import Phone
 from dispatcher.policy import Outcome
 from dispatcher.providers.simulator import FaultPlan, SimulatorProvider
 from dispatcher.store import transaction
@@ -88,6 +89,46 @@ def test_repeated_idempotency_key_returns_the_first_result(shop: Shop) -> None:
             request(idempotency_key="k1", body="other"),
             now=AFTERNOON,
         )
+
+
+def message_count(shop: Shop) -> int:
+    with transaction(shop.db.engine, write=False) as session:
+        return int(session.execute(select(func.count(tables.Message.id))).scalar_one())
+
+
+def test_a_campaign_run_again_admits_only_what_it_had_not(shop: Shop) -> None:
+    shop.opt_in(CUSTOMER)
+    others = ("+13055550142", "+13055550143")
+    customers = [CUSTOMER, *(Phone.parse(p, field="to") for p in others)]
+    campaign = [
+        request(
+            "promotion", to=phone, body="20% off", idempotency_key=f"c:{phone.e164}"
+        )
+        for phone in customers
+    ]
+    first = admit_many(shop.db.engine, shop.engine, campaign[:2], now=AFTERNOON)
+    assert (first.admitted, first.repeated) == (2, 0)
+    assert first.by_rule == {"marketing-send": 1, "marketing-needs-opt-in": 1}
+    # The whole list again, with one recipient twice: only the new one is written.
+    again = admit_many(
+        shop.db.engine, shop.engine, [*campaign, campaign[2]], now=AFTERNOON
+    )
+    assert (again.admitted, again.repeated) == (4, 3)
+    assert again.by_rule == {"marketing-send": 1, "marketing-needs-opt-in": 3}
+    assert message_count(shop) == 3
+
+
+def test_a_campaign_reusing_a_key_for_another_text_writes_nothing(shop: Shop) -> None:
+    admit_many(
+        shop.db.engine, shop.engine, [request(idempotency_key="k1")], now=AFTERNOON
+    )
+    changed = [request(idempotency_key="k2"), request(idempotency_key="k1", body="x")]
+    with pytest.raises(IdempotencyConflict, match="idempotency_key: already used"):
+        admit_many(shop.db.engine, shop.engine, changed, now=AFTERNOON)
+    twice = [request(idempotency_key="k3"), request(idempotency_key="k3", body="y")]
+    with pytest.raises(IdempotencyConflict):
+        admit_many(shop.db.engine, shop.engine, twice, now=AFTERNOON)
+    assert message_count(shop) == 1
 
 
 def test_opt_out_committed_after_queueing_wins_at_claim(shop: Shop) -> None:
