@@ -120,6 +120,10 @@ def _request_fields(values: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+# A file with thousands of bad rows is refused with the first ones shown and a count.
+MAX_PROBLEMS_SHOWN = 50
+
+
 def _recipients(path: Path) -> Iterator[dict[str, str]]:
     """Rows of a CSV (with a header) or JSON-lines file, with their line number."""
     with path.open(encoding="utf-8", newline="") as handle:
@@ -161,39 +165,43 @@ def campaign(
 ) -> None:
     """Decide and queue a message for each recipient of FILE (CSV with a 'phone' column,
     or JSON lines), in bulk, and print a summary of outcomes."""
-    db = engine_for(state)
     engine = Engine(state.policy(None))
-    rows = list(_recipients(file))
     fields = _request_fields(request)
-    requests = []
-    problems = []
-    for row in rows:
-        text = row.get("body") or body
-        try:
-            phone = Phone.parse(row.get("phone", ""), field="phone")
-        except InputError as exc:
-            problems.append(f"{file}:{row['_line']}: {exc}")
-            continue
-        if not text:
-            problems.append(
-                f"{file}:{row['_line']}: body: missing (give --body or a column)"
+
+    def requests(problems: list[str] | None = None) -> Iterator[SendRequest]:
+        for row in _recipients(file):
+            text = row.get("body") or body
+            try:
+                phone = Phone.parse(row.get("phone", ""), field="phone")
+                if not text:
+                    raise InputError("body: missing (give --body or a column)")
+            except InputError as exc:
+                if problems is None:
+                    raise
+                problems.append(f"{file}:{row['_line']}: {exc}")
+                continue
+            key = row.get("idempotency_key") or (
+                f"{campaign_id}:{phone.e164}" if campaign_id else None
             )
-            continue
-        key = row.get("idempotency_key") or (
-            f"{campaign_id}:{phone.e164}" if campaign_id else None
-        )
-        requests.append(SendRequest(to=phone, body=text, idempotency_key=key, **fields))
+            yield SendRequest(to=phone, body=text, idempotency_key=key, **fields)
+
+    # Two passes over the file, so that memory does not grow with its length: the
+    # first checks every row and counts them; only a clean file is queued.
+    problems: list[str] = []
+    total = sum(1 for _ in requests(problems))
     if problems:
-        click.echo("\n".join(problems), err=True)
+        shown = problems[:MAX_PROBLEMS_SHOWN]
+        if len(problems) > len(shown):
+            shown.append(f"... and {len(problems) - len(shown)} more")
+        click.echo("\n".join(shown), err=True)
         click.echo(
             f"campaign refused: {len(problems)} bad row(s), nothing queued", err=True
         )
         sys.exit(EXIT_UNSOUND)
+    db = engine_for(state)
     try:
-        with click.progressbar(
-            length=len(requests), label="deciding", file=sys.stderr
-        ) as bar:
-            summary = outbox.admit_many(db, engine, requests, progress=bar.update)
+        with click.progressbar(length=total, label="deciding", file=sys.stderr) as bar:
+            summary = outbox.admit_many(db, engine, requests(), progress=bar.update)
     except InputError as exc:
         _fail(str(exc), EXIT_UNSOUND)
         return
