@@ -2,6 +2,8 @@
 
     .venv/bin/python bench/delivery_bench.py                 # 1,2,4,8 workers, 15 s each
     .venv/bin/python bench/delivery_bench.py --workers 1,4 --seconds 10
+    .venv/bin/python bench/delivery_bench.py --latency-ms 150      # Twilio-like answers
+    .venv/bin/python bench/delivery_bench.py --workers 4 --pace 10 # pacing on
 
 A scratch PostgreSQL database gets ``--businesses`` businesses, each with its own
 registered numbers paced at 100,000 segments per second (pacing effectively off), and
@@ -15,8 +17,14 @@ A run starts the workers, waits for the first ``--warmup`` arrivals (so process 
 is not timed), then counts the messages the fake API accepts in ``--seconds``. CPU time
 of the workers, of this process (the fake API) and of the database's server processes is
 read from /proc over the same window, to tell what limits the rate on this machine.
-Scaling efficiency: rate with N workers / (N x rate with one). Writes
-``bench/results/delivery.json``. Not part of the test suite.
+Scaling efficiency: rate with N workers / (N x rate with one).
+
+``--latency-ms`` makes the fake API take that long to answer each send, as Twilio's API
+does (a worker sends one message at a time, so the answer time bounds one worker's
+rate). ``--pace S`` paces every number at S segments per second instead, and reports the
+measured rate of each number over the window against S. Writes
+``bench/results/delivery.json`` (``--results NAME`` for another name). Not part of the
+test suite.
 """
 
 from __future__ import annotations
@@ -122,6 +130,8 @@ def run(
         load0 = os.getloadavg()[0]
         time.sleep(seconds)
         count1, t1 = len(fake.messages), time.monotonic()
+        with fake.lock:
+            by_number = Counter(m.from_ for m in fake.messages[count0:count1])
         cpu1 = (
             _pipeline.cpu_seconds(fleet.pids),
             _pipeline.cpu_seconds([own]),
@@ -151,6 +161,10 @@ def run(
             for name, used in cpu.items()
         },
         "load_average_at_start": round(load0, 2),
+        "per_number_per_s": {
+            number: round(count / elapsed, 2)
+            for number, count in sorted(by_number.items())
+        },
     }
 
 
@@ -165,7 +179,21 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=10_000)
     parser.add_argument("--businesses", type=int, default=8)
     parser.add_argument("--warmup", type=int, default=100)
+    parser.add_argument(
+        "--latency-ms",
+        type=float,
+        default=0.0,
+        help="how long the fake API takes to answer a send (Twilio's takes 100s of ms)",
+    )
+    parser.add_argument(
+        "--pace", type=float, default=PACE, help="segments per second of every number"
+    )
     parser.add_argument("--postgres-url")
+    parser.add_argument(
+        "--results",
+        default="delivery",
+        help="name of the results file in bench/results",
+    )
     args = parser.parse_args()
     _pipeline.require_sending_hours()
     policy = load_policy(_pipeline.ROOT / "rules")
@@ -175,13 +203,13 @@ def main() -> None:
     with (
         _pipeline.scratch_database("postgres", args.postgres_url) as url,
         tempfile.TemporaryDirectory(prefix="dispatcher-bench-") as directory,
-        FakeTwilio() as fake,
+        FakeTwilio(latency=args.latency_ms / 1000) as fake,
     ):
         db = store.open_engine(url)
         try:
             businesses = [
                 _pipeline.add_business(
-                    db, policy, i, segments_per_second=PACE, with_global=i == 0
+                    db, policy, i, segments_per_second=args.pace, with_global=i == 0
                 )
                 for i in range(args.businesses)
             ]
@@ -224,7 +252,7 @@ def main() -> None:
             f"{r.get('speedup_vs_1', 0):>5.2f}x {r.get('efficiency', 0):>10.2f}"
         )
     path = _pipeline.write_results(
-        "delivery",
+        args.results,
         {
             "command": " ".join(["bench/delivery_bench.py", *sys.argv[1:]]),
             "measured_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -232,6 +260,8 @@ def main() -> None:
             "machine_after": _pipeline.machine(),
             "businesses": args.businesses,
             "messages_queued": args.messages,
+            "api_latency_ms": args.latency_ms,
+            "pace_segments_per_s": args.pace,
             "target": "4 workers >= 3x one worker",
             "results": results,
         },

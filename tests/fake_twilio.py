@@ -158,10 +158,16 @@ class FakeTwilio:
     """The fake API; start it with ``with`` or :meth:`start`. Thread-safe."""
 
     def __init__(
-        self, account_sid: str = ACCOUNT_SID, auth_token: str = AUTH_TOKEN
+        self,
+        account_sid: str = ACCOUNT_SID,
+        auth_token: str = AUTH_TOKEN,
+        latency: float = 0.0,
     ) -> None:
         self.account_sid = account_sid
         self.auth_token = auth_token
+        # Seconds a create request takes to be answered, as Twilio's API takes some
+        # (benchmarks use it; the message counts as accepted once answered).
+        self.latency = latency
         self.messages: list[FakeMessage] = []
         self.faults: list[Fault] = []
         self.random_faults: RandomFaults | None = None
@@ -404,6 +410,8 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if fault is not None and fault.kind == "sleep_after_accept":
             fake._release.wait(fault.seconds)
+        elif fake.latency:
+            fake._release.wait(fake.latency)
         self._send(201, message.to_json(fake.account_sid))
 
     def _list(self, query: dict[str, str]) -> None:
