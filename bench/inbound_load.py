@@ -183,6 +183,9 @@ def main() -> None:
     parser.add_argument(
         "--database-url", help="An empty PostgreSQL database (default: SQLite)."
     )
+    parser.add_argument(
+        "--results", default="inbound_load", help="name of the file in bench/results"
+    )
     args = parser.parse_args()
     result = run(args.rate, args.seconds, args.workers, database_url=args.database_url)
     result["database"] = "postgresql" if args.database_url else "sqlite"
@@ -193,7 +196,7 @@ def main() -> None:
         cpus=os.cpu_count(),
         date=time.strftime("%Y-%m-%d"),
     )
-    out = REPO / "bench" / "results" / "inbound_load.json"
+    out = REPO / "bench" / "results" / f"{args.results}.json"
     out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     print(json.dumps(result, indent=2))
 
