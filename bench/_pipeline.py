@@ -235,10 +235,12 @@ class Fleet:
         log: Path,
         batch: int = 20,
         priority: int = 0,
+        concurrency: int = 1,
     ) -> None:
         self.config = config
         self.count = count
         self.batch = batch
+        self.concurrency = concurrency
         self.priority = priority
         # libpq names the workers' connections, so that readiness can be seen.
         self.env = {**os.environ, **credentials, "PGAPPNAME": WORKER_APP}
@@ -252,6 +254,7 @@ class Fleet:
                 # The first ``priority`` workers take OTPs and transactional only.
                 lanes = ["--lane", "otp", "--lane", "transactional"]
                 options = ["--batch", str(self.batch)]
+                options += ["--concurrency", str(self.concurrency)]
                 if n < self.priority:
                     options += lanes
                 self.processes.append(

@@ -20,9 +20,10 @@ read from /proc over the same window, to tell what limits the rate on this machi
 Scaling efficiency: rate with N workers / (N x rate with one).
 
 ``--latency-ms`` makes the fake API take that long to answer each send, as Twilio's API
-does (a worker sends one message at a time, so the answer time bounds one worker's
-rate). ``--pace S`` paces every number at S segments per second instead, and reports the
-measured rate of each number over the window against S. Writes
+does: a worker sending one message at a time is then bound by the answer time, and
+``--concurrency N`` lets each worker have N sends in flight. ``--pace S`` paces every
+number at S segments per second instead, and reports the measured rate of each number
+over the window against S. Writes
 ``bench/results/delivery.json`` (``--results NAME`` for another name). Not part of the
 test suite.
 """
@@ -107,13 +108,15 @@ def run(
     seconds: float,
     warmup: int,
     log: Path,
+    concurrency: int = 1,
 ) -> dict[str, Any]:
     credentials = {
         "TWILIO_ACCOUNT_SID": fake.account_sid,
         "TWILIO_AUTH_TOKEN": fake.auth_token,
     }
     base = len(fake.messages)
-    with _pipeline.Fleet(config, workers, credentials, log) as fleet:
+    fleet = _pipeline.Fleet(config, workers, credentials, log, concurrency=concurrency)
+    with fleet:
         deadline = time.monotonic() + 60
         while len(fake.messages) - base < warmup or fleet.connected(db) < workers:
             if time.monotonic() > deadline or fleet.alive() < workers:
@@ -186,6 +189,12 @@ def main() -> None:
         help="how long the fake API takes to answer a send (Twilio's takes 100s of ms)",
     )
     parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=1,
+        help="each worker's sends in flight at once (dispatcher worker --concurrency)",
+    )
+    parser.add_argument(
         "--pace", type=float, default=PACE, help="segments per second of every number"
     )
     parser.add_argument("--postgres-url")
@@ -220,7 +229,10 @@ def main() -> None:
             log.unlink(missing_ok=True)
             for workers in args.workers:
                 restore(db, rows)
-                result = run(db, fake, config, workers, args.seconds, args.warmup, log)
+                result = run(
+                    *(db, fake, config, workers, args.seconds, args.warmup, log),
+                    concurrency=args.concurrency,
+                )
                 results.append(result)
                 print(
                     f"  {workers} worker(s): {result['messages_per_s']:>7.1f} msg/s, "
@@ -262,6 +274,7 @@ def main() -> None:
             "messages_queued": args.messages,
             "api_latency_ms": args.latency_ms,
             "pace_segments_per_s": args.pace,
+            "concurrency": args.concurrency,
             "target": "4 workers >= 3x one worker",
             "results": results,
         },

@@ -168,6 +168,9 @@ class FakeTwilio:
         # Seconds a create request takes to be answered, as Twilio's API takes some
         # (benchmarks use it; the message counts as accepted once answered).
         self.latency = latency
+        # Create requests being answered now, and the most there ever were at once.
+        self.in_flight = 0
+        self.most_in_flight = 0
         self.messages: list[FakeMessage] = []
         self.faults: list[Fault] = []
         self.random_faults: RandomFaults | None = None
@@ -335,7 +338,14 @@ class _Handler(BaseHTTPRequestHandler):
             return
         rest = parts.path[len(prefix) :]
         if method == "POST" and rest == ".json":
-            self._create(parse_qs(raw, keep_blank_values=True))
+            with fake.lock:
+                fake.in_flight += 1
+                fake.most_in_flight = max(fake.most_in_flight, fake.in_flight)
+            try:
+                self._create(parse_qs(raw, keep_blank_values=True))
+            finally:
+                with fake.lock:
+                    fake.in_flight -= 1
         elif method == "GET" and rest == ".json":
             self._list(dict(parse_qsl(parts.query)))
         elif method == "GET" and re.fullmatch(r"/SM[0-9a-f]{32}\.json", rest):

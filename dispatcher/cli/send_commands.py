@@ -238,6 +238,13 @@ def campaign(
     help="Claim only messages of this lane (repeatable; default: every lane).",
 )
 @click.option(
+    "--concurrency",
+    type=click.IntRange(1, 32),
+    default=1,
+    show_default=True,
+    help="Sends of one batch in flight at once (one recipient's stay in order).",
+)
+@click.option(
     "--no-reconcile",
     is_flag=True,
     hidden=True,
@@ -252,6 +259,7 @@ def worker(
     lease: float,
     provider_timeout: float,
     lanes: tuple[str, ...],
+    concurrency: int,
     no_reconcile: bool,
 ) -> None:
     """Claim, send and settle messages until stopped (SIGTERM or Ctrl-C).
@@ -285,6 +293,7 @@ def worker(
         provider_timeout=dt.timedelta(seconds=provider_timeout),
         reconcile=not no_reconcile,
         lanes=tuple(sorted({outbox.lane_of(name) for name in lanes})) or None,
+        concurrency=concurrency,
     )
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
