@@ -92,6 +92,22 @@ STEPS = (
         needs_postgres=True,
     ),
     Step(
+        "delivery-concurrency",
+        "delivery_bench.py",
+        (
+            *("--latency-ms", "150", "--workers", "1,2,4", "--concurrency", "8"),
+            *("--seconds", "15", "--results", "delivery-concurrency"),
+        ),
+        (
+            *("--latency-ms", "150", "--workers", "1,4", "--concurrency", "8"),
+            *("--seconds", "5", "--messages", "3000", "--warmup", "10"),
+            *("--results", "delivery-concurrency"),
+        ),
+        ("delivery-concurrency",),
+        6,
+        needs_postgres=True,
+    ),
+    Step(
         "pacing",
         "delivery_bench.py",
         ("--workers", "4", "--pace", "10", "--seconds", "30", "--results", "pacing"),
@@ -383,6 +399,9 @@ SUMMARIES: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
     "queueing": _queueing,
     "delivery": _delivery(""),
     "delivery-latency": _delivery(" (fake API answers in 150 ms)"),
+    "delivery-concurrency": _delivery(
+        " (fake API answers in 150 ms, 8 sends in flight per worker)"
+    ),
     "pacing": _pacing,
     "otp_delay": _otp_delay,
     "inbound_load": _webhooks,
@@ -460,12 +479,18 @@ def main() -> None:
         bound = sum(s.minutes for s in steps)
         print(f"{len(steps)} steps, at most {bound:g} minutes")
         runs = [run_step(step, args.quick, env) for step in steps]
+        previous = _read("suite") if args.only else None
+        if previous:
+            # A partial run replaces its own steps in the last full one.
+            ran = {r["step"] for r in runs}
+            runs = [r for r in previous["steps"] if r["step"] not in ran] + runs
+            started = previous["started"]
         suite = {
             "command": " ".join(["bench/suite.py", *sys.argv[1:]]),
             "started": started,
             "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "steps": runs,
-            "results": {name: _read(name) for step in steps for name in step.results},
+            "results": {name: _read(name) for step in STEPS for name in step.results},
         }
         RESULTS.mkdir(parents=True, exist_ok=True)
         (RESULTS / "suite.json").write_text(
