@@ -45,14 +45,17 @@ _TYPE_FACTS = {
 class Engine:
     """A compiled policy. ``decide`` is the fast path; ``explain`` adds a trace."""
 
+    decide: Decide
+    """The decision for ``facts``. Never raises for bad facts: it rejects them.
+
+    The generated function itself, not a method around it: one call less on the
+    hot path (about a tenth of a decision's cost).
+    """
+
     def __init__(self, policy: Policy) -> None:
         self.policy = policy
         self._invalid_ref = SourceRef("invalid-facts", policy.source, 0, 0)
-        self._decide = _Compiler(policy, self).compile()
-
-    def decide(self, facts: Facts) -> Decision:
-        """The decision for ``facts``. Never raises for bad facts: it rejects them."""
-        return self._decide(facts)
+        self.decide = _Compiler(policy, self).compile()
 
     def explain(self, facts: Facts) -> Decision:
         """The same decision as :meth:`decide`, with a step for every rule considered."""
