@@ -1,19 +1,26 @@
 """Inbound STOP webhooks on loopback at a fixed rate: latency, and every opt-out present.
 
     .venv/bin/python bench/inbound_load.py [--rate 200] [--seconds 30] [--workers 2]
+        [--database-url postgresql+psycopg://postgres@127.0.0.1:5432/postgres]
 
 Starts `dispatcher serve --demo` in its own process on 127.0.0.1 (SQLite under a temporary
 directory, the simulator, in-process workers sending the confirmations), then sends
 rate x seconds inbound STOP webhooks to the marketing number, each from a different phone
 and signed as Twilio signs them, on an open-loop schedule (request i leaves at t0 + i/rate,
 whatever the earlier ones did). It stops by itself. Afterwards it counts, in the database,
-the phones whose marketing consent is opted out. Writes bench/results/inbound_load.json.
+the phones whose marketing consent is opted out. With ``--database-url`` the service runs
+on PostgreSQL instead, in a scratch database made on that server and dropped at the end.
+
+Besides the latencies it reports the CPU time the server process spent per request
+(from /proc, start-up excluded) and the load average before and after. Writes
+bench/results/inbound_load.json.
 """
 
 from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import contextlib
 import json
 import os
 import platform
@@ -31,6 +38,8 @@ from sqlalchemy import text
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+
+import _pipeline  # noqa: E402
 
 from dispatcher import store  # noqa: E402
 from dispatcher.providers.credentials import Secret  # noqa: E402
@@ -56,7 +65,12 @@ def run(
     database_url: str | None = None,
 ) -> dict[str, object]:
     token = secrets.token_hex(16)
-    with tempfile.TemporaryDirectory() as tmp:
+    with contextlib.ExitStack() as held:
+        tmp = held.enter_context(tempfile.TemporaryDirectory())
+        if database_url:
+            database_url = held.enter_context(
+                _pipeline.scratch_database("postgres", database_url)
+            )
         port = _free_port()
         base = f"http://127.0.0.1:{port}"
         config = Path(tmp) / "config.yaml"
@@ -94,7 +108,7 @@ def run(
             stderr=subprocess.DEVNULL,
         )
         try:
-            result = _drive(base, Secret(token), rate, seconds, threads)
+            result = _drive(base, Secret(token), rate, seconds, threads, server.pid)
         finally:
             server.terminate()
             server.wait(30)
@@ -115,7 +129,7 @@ def run(
 
 
 def _drive(
-    base: str, token: Secret, rate: float, seconds: float, threads: int
+    base: str, token: Secret, rate: float, seconds: float, threads: int, server: int
 ) -> dict[str, object]:
     with httpx.Client(base_url=base, timeout=10) as probe:
         deadline = time.monotonic() + 30
@@ -145,6 +159,7 @@ def _drive(
     latencies: list[float] = []
     statuses: dict[int, int] = {}
     start = time.monotonic() + 0.2
+    cpu_before = _pipeline.cpu_seconds([server])
 
     def one(i: int) -> tuple[int, float]:
         form, signature = forms[i]
@@ -162,6 +177,7 @@ def _drive(
             statuses[status] = statuses.get(status, 0) + 1
             latencies.append(seconds_taken * 1000)
     elapsed = time.monotonic() - start
+    cpu = _pipeline.cpu_seconds([server]) - cpu_before
     client.close()
     latencies.sort()
     return {
@@ -172,6 +188,7 @@ def _drive(
         "p50_ms": round(statistics.median(latencies), 2),
         "p99_ms": round(latencies[int(len(latencies) * 0.99) - 1], 2),
         "max_ms": round(latencies[-1], 2),
+        "server_cpu_ms_per_request": round(cpu * 1000 / total, 2),
     }
 
 
@@ -181,9 +198,11 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument(
-        "--database-url", help="An empty PostgreSQL database (default: SQLite)."
+        "--database-url",
+        help="A PostgreSQL server to make a scratch database on (default: SQLite).",
     )
     args = parser.parse_args()
+    load_before = _pipeline.machine()["load_average"]
     result = run(args.rate, args.seconds, args.workers, database_url=args.database_url)
     result["database"] = "postgresql" if args.database_url else "sqlite"
     result.update(
@@ -191,7 +210,10 @@ def main() -> None:
         workers=args.workers,
         python=platform.python_version(),
         cpus=os.cpu_count(),
-        date=time.strftime("%Y-%m-%d"),
+        load_average_before=load_before,
+        load_average_after=_pipeline.machine()["load_average"],
+        date=time.strftime("%Y-%m-%d %H:%M"),
+        command=" ".join(sys.argv),
     )
     out = REPO / "bench" / "results" / "inbound_load.json"
     out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
