@@ -24,8 +24,6 @@ from typing import Any
 
 from sqlalchemy import Engine as DbEngine
 from sqlalchemy import func, select
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col
 
 from . import consent, segments, tables
@@ -38,12 +36,21 @@ from .phone import Phone
 from .policy import Outcome, Policy
 from .recipients import Candidate, Location, decide_strictest, locate
 from .snapshot import Snapshot, number_statuses
-from .store import lock, rowcount, transaction, utc_now
+from .store import InsertOrSkip, lock, rowcount, transaction, utc_now
 
 # Lanes, claimed in this order: codes and compliance replies first, then what customers
 # wait for, then marketing.
 LANES = {"otp": 0, "compliance": 0, "transactional": 1, "marketing": 2}
 OTHER_LANE = 3
+
+
+_MESSAGES = tables.table_of(tables.Message)
+# A message per idempotency key of a business; a key seen before is skipped.
+_ADMIT_ONCE = InsertOrSkip(
+    _MESSAGES,
+    ["business_id", "idempotency_key"],
+    where=_MESSAGES.c.idempotency_key.is_not(None),
+)
 
 
 def lane_of(category: str) -> int:
@@ -599,31 +606,27 @@ def _insert_new(
     """
     if not values:
         return {}
-    message = tables.table_of(tables.Message)
-    dialect = session.get_bind().dialect.name
-    upsert = postgresql_insert if dialect == "postgresql" else sqlite_insert
-    statement = upsert(message).on_conflict_do_nothing(
-        index_elements=["business_id", "idempotency_key"],
-        index_where=message.c.idempotency_key.is_not(None),
-    )
     # No RETURNING: a plain executemany is several times faster on both databases,
     # and the count says whether any row was skipped.
     written = session.execute(
-        statement, values, execution_options={"preserve_rowcount": True}
+        _ADMIT_ONCE.statement(session),
+        values,
+        execution_options={"preserve_rowcount": True},
     )
     if rowcount(written) == len(values):
         return {}
     ours = {v["idempotency_key"]: v for v in values if v["idempotency_key"]}
+    message = _MESSAGES.c
     rows = session.execute(
         select(
-            message.c.idempotency_key,
-            message.c.correlation,
-            message.c.payload_hash,
-            message.c.outcome,
-            message.c.rule_id,
+            message.idempotency_key,
+            message.correlation,
+            message.payload_hash,
+            message.outcome,
+            message.rule_id,
         ).where(
-            message.c.business_id == business,
-            message.c.idempotency_key.in_(list(ours)),
+            message.business_id == business,
+            message.idempotency_key.in_(list(ours)),
         )
     ).all()
     known: dict[str, tuple[str, str]] = {}

@@ -22,7 +22,7 @@ import datetime as dt
 import re
 import threading
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from importlib import resources
 from pathlib import Path
@@ -32,7 +32,18 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event, exc, text
+from sqlalchemy import (
+    ColumnElement,
+    Engine,
+    Insert,
+    Table,
+    create_engine,
+    event,
+    exc,
+    text,
+)
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, CursorResult, make_url
 from sqlalchemy.pool import Pool
 from sqlmodel import Session
@@ -191,6 +202,42 @@ def constraint_violation(error: exc.DBAPIError) -> ConstraintViolation:
     if check:
         return ConstraintViolation(check.group(1), "refused by a check of the database")
     return ConstraintViolation("row", "refused by a constraint of the database")
+
+
+class InsertOrSkip:
+    """``INSERT ... ON CONFLICT DO NOTHING`` on one unique index of ``table``, built
+    once for both databases: a row whose key is taken is skipped, not refused, so a
+    concurrent writer of the same key cannot slip in between a lookup and the insert.
+
+    ``where`` is the predicate of a partial index; ``returning`` columns come back for
+    the rows written only::
+
+        charge = InsertOrSkip(usage, ["source", "source_ref", "entry"], [usage.c.id])
+        written = session.execute(charge.statement(session), row).scalar_one_or_none()
+    """
+
+    def __init__(
+        self,
+        table: Table,
+        index: Sequence[str],
+        returning: Sequence[ColumnElement[Any]] = (),
+        *,
+        where: ColumnElement[bool] | None = None,
+    ) -> None:
+        self._by_dialect: dict[str, Insert] = {}
+        for name, insert in (
+            ("sqlite", sqlite_insert),
+            ("postgresql", postgresql_insert),
+        ):
+            statement = insert(table).on_conflict_do_nothing(
+                index_elements=list(index), index_where=where
+            )
+            self._by_dialect[name] = (
+                statement.returning(*returning) if returning else statement
+            )
+
+    def statement(self, session: Session) -> Insert:
+        return self._by_dialect[session.get_bind().dialect.name]
 
 
 # -- migrations ------------------------------------------------------------------------
