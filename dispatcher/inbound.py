@@ -44,7 +44,6 @@ from . import billing, consent, segments, tables
 from .consent import ConsentSource
 from .engine import Engine
 from .errors import ConstraintViolation, FieldError, InputError, NotFound
-from .facts import ConsentState
 from .keywords import Kind, Match, ReplyClassifier, reply_text
 from .outbox import Admitted, IdempotencyConflict, SendRequest, admit_in
 from .phone import Phone
@@ -319,9 +318,6 @@ def _change_consent(
 ) -> tuple[int, bool]:
     policy = engine.policy
     opt_in = match.kind is Kind.OPT_IN
-    before = consent.current_state(
-        session, policy, sms.sender, scope, number.business_id
-    )
     entry = consent.record(
         session,
         policy,
@@ -339,8 +335,7 @@ def _change_consent(
         recorded_by=RECORDED_BY,
         at=when,
     )
-    after = ConsentState.OPTED_IN if opt_in else ConsentState.OPTED_OUT
-    return entry.id, before is not after
+    return entry.id, entry.changed
 
 
 def _reply_type(policy: Policy, match: Match | None, changed: bool) -> str | None:
