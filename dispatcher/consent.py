@@ -300,16 +300,15 @@ def current_state(
     return ConsentState.NONE if row is None else ConsentState(row.state)
 
 
-# Built once: the send pipeline runs it for every message.
+# Built once, on the table's columns (no ORM work): the send pipeline runs it for
+# every message.
 _STATES = select(
-    col(tables.ConsentStateRow.scope),
-    col(tables.ConsentStateRow.state),
-    col(tables.ConsentStateRow.business_id),
+    _STATES_TABLE.c.scope, _STATES_TABLE.c.state, _STATES_TABLE.c.business_id
 ).where(
-    col(tables.ConsentStateRow.phone) == bindparam("phone"),
+    _STATES_TABLE.c.phone == bindparam("phone"),
     or_(
-        col(tables.ConsentStateRow.business_id) == bindparam("business_id"),
-        col(tables.ConsentStateRow.business_id).is_(None),
+        _STATES_TABLE.c.business_id == bindparam("business_id"),
+        _STATES_TABLE.c.business_id.is_(None),
     ),
 )
 
