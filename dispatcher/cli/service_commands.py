@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import getpass
 import sys
 import threading
@@ -93,6 +94,7 @@ def serve(
             click.echo(
                 f"OpenAPI: {base}/docs   metrics: {base}/metrics   Ctrl-C stops."
             )
+        _freeze_start_up_objects()
         server.run()
         db.dispose()
         return
@@ -103,6 +105,14 @@ def serve(
     db.dispose()
     click.echo("demo check: " + ("ok" if ok else "FAILED"))
     sys.exit(0 if ok else 1)
+
+
+def _freeze_start_up_objects() -> None:
+    """Keep what start-up made (modules, the policy, SQLAlchemy's compiled statements)
+    out of the garbage collector's full passes: it lives as long as the process, and
+    walking it stopped every request for 40-60 ms a few times a minute under load."""
+    gc.collect()
+    gc.freeze()
 
 
 def _token_set(config: Any) -> bool:
