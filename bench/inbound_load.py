@@ -63,6 +63,7 @@ def run(
     workers: int,
     threads: int = 48,
     database_url: str | None = None,
+    processes: int = 1,
 ) -> dict[str, object]:
     token = secrets.token_hex(16)
     with contextlib.ExitStack() as held:
@@ -100,14 +101,21 @@ def run(
                 "--demo",
                 "--port",
                 str(port),
-                "--workers",
-                str(workers),
+                *(
+                    ["--processes", str(processes)]
+                    if processes > 1
+                    else ["--workers", str(workers)]
+                ),
             ],
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
         try:
+            if processes > 1:
+                # /readyz below answers from whichever process is up first: give
+                # all of them time to start.
+                time.sleep(3)
             result = _drive(base, Secret(token), rate, seconds, threads, server.pid)
         finally:
             server.terminate()
@@ -126,6 +134,15 @@ def run(
         engine.dispose()
     result["opt_outs_present"] = int(present)
     return result
+
+
+def _server_pids(server: int) -> list[int]:
+    """The server and the processes it started (``--processes``), from /proc."""
+    try:
+        children = Path(f"/proc/{server}/task/{server}/children").read_text().split()
+    except OSError:
+        children = []
+    return [server, *(int(pid) for pid in children)]
 
 
 def _drive(
@@ -159,7 +176,8 @@ def _drive(
     latencies: list[float] = []
     statuses: dict[int, int] = {}
     start = time.monotonic() + 0.2
-    cpu_before = _pipeline.cpu_seconds([server])
+    pids = _server_pids(server)
+    cpu_before = _pipeline.cpu_seconds(pids)
     client_before = time.process_time()
 
     def one(i: int) -> tuple[int, float]:
@@ -178,7 +196,7 @@ def _drive(
             statuses[status] = statuses.get(status, 0) + 1
             latencies.append(seconds_taken * 1000)
     elapsed = time.monotonic() - start
-    cpu = _pipeline.cpu_seconds([server]) - cpu_before
+    cpu = _pipeline.cpu_seconds(pids) - cpu_before
     client_cpu = time.process_time() - client_before
     within = _handled_within(client.get("/metrics").text)
     client.close()
@@ -220,16 +238,29 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        help="API processes (PostgreSQL; more than one runs no workers).",
+    )
+    parser.add_argument(
         "--database-url",
         help="A PostgreSQL server to make a scratch database on (default: SQLite).",
     )
     args = parser.parse_args()
     load_before = _pipeline.machine()["load_average"]
-    result = run(args.rate, args.seconds, args.workers, database_url=args.database_url)
+    result = run(
+        args.rate,
+        args.seconds,
+        args.workers,
+        database_url=args.database_url,
+        processes=args.processes,
+    )
     result["database"] = "postgresql" if args.database_url else "sqlite"
     result.update(
         seconds=args.seconds,
-        workers=args.workers,
+        workers=0 if args.processes > 1 else args.workers,
+        processes=args.processes,
         python=platform.python_version(),
         cpus=os.cpu_count(),
         load_average_before=load_before,
