@@ -116,14 +116,17 @@ def transaction(engine: Engine, *, write: bool = True) -> Iterator[Session]:
     Integrity errors the database raises are turned into
     :class:`~dispatcher.errors.ConstraintViolation` naming the field.
     """
-    bind = engine.execution_options(
-        **{_SQLITE_BEGIN: "IMMEDIATE" if write else "DEFERRED"}
-    )
+    sqlite_writer = write and engine.dialect.name == "sqlite"
     with ExitStack() as held:
-        if write and engine.dialect.name == "sqlite":
+        if sqlite_writer:
             held.enter_context(_writer_lock(engine))
-        session = Session(bind=bind, expire_on_commit=False)
+        session = Session(bind=engine, expire_on_commit=False)
         try:
+            if sqlite_writer:
+                # Begin now, with the mode set on this connection only (an engine
+                # made with the option for every transaction cost more than the
+                # statements of a short one).
+                session.connection(execution_options={_SQLITE_BEGIN: "IMMEDIATE"})
             yield session
             session.commit()
         except exc.IntegrityError as error:
