@@ -139,6 +139,19 @@ def transaction(engine: Engine, *, write: bool = True) -> Iterator[Session]:
             session.close()
 
 
+def writer_idle(engine: Engine) -> bool:
+    """Whether ``engine`` is SQLite and no write transaction of this process is under
+    way: one begun now waits for none of them (another process's can still make it
+    wait, up to the busy timeout)."""
+    if engine.dialect.name != "sqlite":
+        return False
+    lock = _writer_lock(engine)
+    if not lock.acquire(blocking=False):
+        return False
+    lock.release()
+    return True
+
+
 def _writer_lock(engine: Engine) -> threading.RLock:
     with _WRITERS_GUARD:
         found = _WRITERS.get(engine.pool)
