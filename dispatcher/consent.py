@@ -157,8 +157,9 @@ def record(
 
     An opt-in after an opt-out is written as ``re_opt_in``. An opt-in needs its source,
     the exact consent text and its version; a keyword needs the inbound message id in
-    ``source_ref``. ``at`` (default: now) must carry a zone. Raises
-    :class:`FieldError` or :class:`NotFound` naming the field; nothing is written then.
+    ``source_ref``. ``at`` (default: now) must carry a zone. Returns the record as
+    written with the scope's state before it. Raises :class:`FieldError` or
+    :class:`NotFound` naming the field; nothing is written then.
     """
     owner = scope_owner(session, policy, scope, business)
     who = _required(recorded_by, "recorded_by", "missing (say who or what records it)")
