@@ -1,19 +1,26 @@
 """Inbound STOP webhooks on loopback at a fixed rate: latency, and every opt-out present.
 
     .venv/bin/python bench/inbound_load.py [--rate 200] [--seconds 30] [--workers 2]
+        [--database-url postgresql+psycopg://postgres@127.0.0.1:5432/postgres]
 
 Starts `dispatcher serve --demo` in its own process on 127.0.0.1 (SQLite under a temporary
 directory, the simulator, in-process workers sending the confirmations), then sends
 rate x seconds inbound STOP webhooks to the marketing number, each from a different phone
 and signed as Twilio signs them, on an open-loop schedule (request i leaves at t0 + i/rate,
 whatever the earlier ones did). It stops by itself. Afterwards it counts, in the database,
-the phones whose marketing consent is opted out. Writes bench/results/inbound_load.json.
+the phones whose marketing consent is opted out. With ``--database-url`` the service runs
+on PostgreSQL instead, in a scratch database made on that server and dropped at the end.
+
+Besides the latencies it reports the CPU time the server process spent per request
+(from /proc, start-up excluded) and the load average before and after. Writes
+bench/results/inbound_load.json.
 """
 
 from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import contextlib
 import json
 import os
 import platform
@@ -31,6 +38,8 @@ from sqlalchemy import text
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+
+import _pipeline  # noqa: E402
 
 from dispatcher import store  # noqa: E402
 from dispatcher.providers.credentials import Secret  # noqa: E402
@@ -54,9 +63,15 @@ def run(
     workers: int,
     threads: int = 48,
     database_url: str | None = None,
+    processes: int = 1,
 ) -> dict[str, object]:
     token = secrets.token_hex(16)
-    with tempfile.TemporaryDirectory() as tmp:
+    with contextlib.ExitStack() as held:
+        tmp = held.enter_context(tempfile.TemporaryDirectory())
+        if database_url:
+            database_url = held.enter_context(
+                _pipeline.scratch_database("postgres", database_url)
+            )
         port = _free_port()
         base = f"http://127.0.0.1:{port}"
         config = Path(tmp) / "config.yaml"
@@ -86,15 +101,22 @@ def run(
                 "--demo",
                 "--port",
                 str(port),
-                "--workers",
-                str(workers),
+                *(
+                    ["--processes", str(processes)]
+                    if processes > 1
+                    else ["--workers", str(workers)]
+                ),
             ],
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
         try:
-            result = _drive(base, Secret(token), rate, seconds, threads)
+            if processes > 1:
+                # /readyz below answers from whichever process is up first: give
+                # all of them time to start.
+                time.sleep(3)
+            result = _drive(base, Secret(token), rate, seconds, threads, server.pid)
         finally:
             server.terminate()
             server.wait(30)
@@ -114,8 +136,17 @@ def run(
     return result
 
 
+def _server_pids(server: int) -> list[int]:
+    """The server and the processes it started (``--processes``), from /proc."""
+    try:
+        children = Path(f"/proc/{server}/task/{server}/children").read_text().split()
+    except OSError:
+        children = []
+    return [server, *(int(pid) for pid in children)]
+
+
 def _drive(
-    base: str, token: Secret, rate: float, seconds: float, threads: int
+    base: str, token: Secret, rate: float, seconds: float, threads: int, server: int
 ) -> dict[str, object]:
     with httpx.Client(base_url=base, timeout=10) as probe:
         deadline = time.monotonic() + 30
@@ -145,6 +176,9 @@ def _drive(
     latencies: list[float] = []
     statuses: dict[int, int] = {}
     start = time.monotonic() + 0.2
+    pids = _server_pids(server)
+    cpu_before = _pipeline.cpu_seconds(pids)
+    client_before = time.process_time()
 
     def one(i: int) -> tuple[int, float]:
         form, signature = forms[i]
@@ -162,6 +196,9 @@ def _drive(
             statuses[status] = statuses.get(status, 0) + 1
             latencies.append(seconds_taken * 1000)
     elapsed = time.monotonic() - start
+    cpu = _pipeline.cpu_seconds(pids) - cpu_before
+    client_cpu = time.process_time() - client_before
+    within = _handled_within(client.get("/metrics").text)
     client.close()
     latencies.sort()
     return {
@@ -172,6 +209,26 @@ def _drive(
         "p50_ms": round(statistics.median(latencies), 2),
         "p99_ms": round(latencies[int(len(latencies) * 0.99) - 1], 2),
         "max_ms": round(latencies[-1], 2),
+        "server_cpu_ms_per_request": round(cpu * 1000 / total, 2),
+        "server_handled_within_ms": within,
+        "client_cpu_ms_per_request": round(client_cpu * 1000 / total, 2),
+    }
+
+
+def _handled_within(metrics: str) -> dict[str, float]:
+    """The share of inbound webhooks the server's handler finished within each bucket
+    of its histogram (from the body read to the response; HTTP and queueing before
+    the handler not included), in percent."""
+    buckets: dict[str, float] = {}
+    for line in metrics.splitlines():
+        if line.startswith("dispatcher_webhook_seconds_bucket") and '"sms"' in line:
+            bound = line.split('le="', 1)[1].split('"', 1)[0]
+            buckets[bound] = float(line.rsplit(" ", 1)[1])
+    total = buckets.get("+Inf", 0.0)
+    return {
+        f"{float(bound) * 1000:g}": round(100 * count / total, 2)
+        for bound, count in buckets.items()
+        if bound in ("0.005", "0.01", "0.02", "0.05") and total
     }
 
 
@@ -181,20 +238,38 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument(
-        "--database-url", help="An empty PostgreSQL database (default: SQLite)."
+        "--processes",
+        type=int,
+        default=1,
+        help="API processes (PostgreSQL; more than one runs no workers).",
+    )
+    parser.add_argument(
+        "--database-url",
+        help="A PostgreSQL server to make a scratch database on (default: SQLite).",
     )
     parser.add_argument(
         "--results", default="inbound_load", help="name of the file in bench/results"
     )
     args = parser.parse_args()
-    result = run(args.rate, args.seconds, args.workers, database_url=args.database_url)
+    load_before = _pipeline.machine()["load_average"]
+    result = run(
+        args.rate,
+        args.seconds,
+        args.workers,
+        database_url=args.database_url,
+        processes=args.processes,
+    )
     result["database"] = "postgresql" if args.database_url else "sqlite"
     result.update(
         seconds=args.seconds,
-        workers=args.workers,
+        workers=0 if args.processes > 1 else args.workers,
+        processes=args.processes,
         python=platform.python_version(),
         cpus=os.cpu_count(),
-        date=time.strftime("%Y-%m-%d"),
+        load_average_before=load_before,
+        load_average_after=_pipeline.machine()["load_average"],
+        date=time.strftime("%Y-%m-%d %H:%M"),
+        command=" ".join(sys.argv),
     )
     out = REPO / "bench" / "results" / f"{args.results}.json"
     out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")

@@ -33,7 +33,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 from sqlalchemy import case, func, select
@@ -44,6 +44,7 @@ from .businesses import get_business
 from .calls import CallReport
 from .errors import FieldError, InternalError
 from .phone import Phone
+from .store import InsertOrSkip
 
 log = structlog.get_logger("dispatcher.billing")
 
@@ -210,6 +211,26 @@ def bill_message(session: Session, message_id: int, at: dt.datetime) -> None:
         session.add(_credit(charge, at))
 
 
+class ChargedNumber(Protocol):
+    """What a charge needs of the number written to: a row of ``numbers`` or a view."""
+
+    @property
+    def id(self) -> int | None: ...
+
+    @property
+    def business_id(self) -> int | None: ...
+
+    @property
+    def role(self) -> str: ...
+
+
+_USAGE = tables.table_of(tables.UsageEvent)
+# One charge per inbound MessageSid: the unique index skips a replayed one.
+_CHARGE_ONCE = InsertOrSkip(
+    _USAGE, ["source", "source_ref", "entry"], returning=[_USAGE.c.id]
+)
+
+
 def record_inbound(
     session: Session,
     *,
@@ -219,39 +240,40 @@ def record_inbound(
     media: int = 0,
     at: dt.datetime,
     business: int | None = None,
-    number: tables.Number | None = None,
-) -> tables.UsageEvent | None:
+    number: ChargedNumber | None = None,
+) -> int | None:
     """Charge an inbound message to the business that owns ``to``, once per MessageSid.
 
     An MMS (``media`` > 0) is one message; an SMS costs the segments of ``body``.
     ``business`` names who answers for a message to a platform number (the global
     number has no business); otherwise the number's business is used. ``number`` is
-    the row of ``to`` when the caller has read it already (the inbound webhook does).
-    Returns the charge, or ``None`` when ``to`` is none of our numbers or the SID was
-    billed.
+    the number ``to`` when the caller has read it already (the inbound webhook does).
+    Returns the id of the charge, or ``None`` when ``to`` is none of our numbers or the
+    SID was billed.
     """
     if number is None:
         number = _number_at(session, to.e164, at)
     if number is None:
         log.warning("usage_unknown_number", direction="inbound", to=to.masked)
         return None
-    if _entries(session, "inbound", message_sid):
-        return None
     kind = Kind.MMS if media else Kind.SMS
-    event = tables.UsageEvent(
-        business_id=number.business_id if business is None else business,
-        number_id=number.id,
-        role=number.role,
-        direction=Direction.INBOUND.value,
-        kind=kind.value,
-        units=1 if media else max(1, segments.count(body).segments),
-        entry="charge",
-        source="inbound",
-        source_ref=message_sid,
-        at=at,
-    )
-    session.add(event)
-    return event
+    charge = {
+        "business_id": number.business_id if business is None else business,
+        "number_id": number.id,
+        "role": number.role,
+        "direction": Direction.INBOUND.value,
+        "kind": kind.value,
+        "units": 1 if media else max(1, segments.count(body).segments),
+        "seconds": None,
+        "entry": "charge",
+        "source": "inbound",
+        "source_ref": message_sid,
+        "message_id": None,
+        "at": at,
+    }
+    written = session.execute(_CHARGE_ONCE.statement(session), charge)
+    found: int | None = written.scalar_one_or_none()
+    return found
 
 
 def record_call(

@@ -78,16 +78,29 @@ def get_business(session: Session, ref: int | str) -> Business:
     return _view(session, _row(session, ref))
 
 
+# Where a session keeps the ids of the businesses its transaction has read.
+_KNOWN = "dispatcher.businesses.known"
+
+
 def business_id(session: Session, ref: int | str) -> int:
     """The id of the business ``ref`` names. Raises :class:`NotFound`.
 
     Reads the business row only (not its stores); by id, a row the session already
-    holds costs no query.
+    holds, or an id given to :func:`known`, costs no query.
     """
+    if isinstance(ref, int) and ref in session.info.get(_KNOWN, ()):
+        return ref
     found = _row(session, ref).id
     if found is None:  # pragma: no cover - rows read back have ids
         raise NotFound("business", "the business has not been written yet")
     return found
+
+
+def known(session: Session, business: int) -> None:
+    """Note that the caller read business ``business`` in this session's transaction,
+    so that :func:`business_id` need not read it again (businesses are never
+    deleted)."""
+    session.info.setdefault(_KNOWN, set()).add(business)
 
 
 def list_businesses(session: Session) -> list[Business]:

@@ -19,7 +19,7 @@ import datetime as dt
 from dataclasses import dataclass
 from enum import StrEnum
 
-from sqlalchemy import bindparam
+from sqlalchemy import Row, Select, bindparam, insert, update
 from sqlmodel import Session, col, or_, select
 
 from . import tables
@@ -125,6 +125,18 @@ def _required(value: str | None, field: str, reason: str) -> str:
     return str(value).strip()
 
 
+@dataclass(frozen=True, slots=True)
+class Recorded(LedgerEntry):
+    """A record just written, with ``before``: the state of its scope before it."""
+
+    before: ConsentState
+
+    @property
+    def changed(self) -> bool:
+        """Whether the record moved its scope to another state."""
+        return self.before is not self.state
+
+
 def record(
     session: Session,
     policy: Policy,
@@ -140,13 +152,14 @@ def record(
     consent_text: str | None = None,
     consent_text_version: str | None = None,
     at: dt.datetime | None = None,
-) -> LedgerEntry:
+) -> Recorded:
     """Append one opt-in (``opt_in=True``) or opt-out and update the current state.
 
     An opt-in after an opt-out is written as ``re_opt_in``. An opt-in needs its source,
     the exact consent text and its version; a keyword needs the inbound message id in
-    ``source_ref``. ``at`` (default: now) must carry a zone. Raises
-    :class:`FieldError` or :class:`NotFound` naming the field; nothing is written then.
+    ``source_ref``. ``at`` (default: now) must carry a zone. Returns the record as
+    written with the scope's state before it. Raises :class:`FieldError` or
+    :class:`NotFound` naming the field; nothing is written then.
     """
     owner = scope_owner(session, policy, scope, business)
     who = _required(recorded_by, "recorded_by", "missing (say who or what records it)")
@@ -183,51 +196,95 @@ def record(
     if opt_in:
         reopens = newer and state is not None and state.state == "opted_out"
         action = ConsentAction.RE_OPT_IN if reopens else ConsentAction.OPT_IN
-    event = tables.ConsentEvent(
+    written = session.execute(
+        _APPEND,
+        {
+            "business_id": owner,
+            "phone": phone.e164,
+            "scope": scope,
+            "action": action.value,
+            "at": when,
+            "source": source.value,
+            "source_ref": source_ref,
+            "number_id": number_id,
+            "consent_text": consent_text,
+            "consent_text_version": consent_text_version,
+            "recorded_by": who,
+        },
+    )
+    entry = Recorded(
+        id=written.scalar_one(),
         business_id=owner,
-        phone=phone.e164,
+        phone=phone,
         scope=scope,
-        action=action.value,
+        action=action,
         at=when,
-        source=source.value,
+        source=source,
         source_ref=source_ref,
         number_id=number_id,
         consent_text=consent_text,
         consent_text_version=consent_text_version,
         recorded_by=who,
+        before=ConsentState.NONE if state is None else ConsentState(state.state),
     )
-    session.add(event)
-    session.flush()
-    entry = _view(event)
     if newer:
+        current = {
+            "state": entry.state.value,
+            "event_id": entry.id,
+            "event_at": when,
+        }
         if state is None:
-            state = tables.ConsentStateRow(
-                business_id=owner,
-                phone=phone.e164,
-                scope=scope,
-                state="",
-                event_id=entry.id,
-                event_at=when,
+            session.execute(
+                _NEW_STATE,
+                {"business_id": owner, "phone": phone.e164, "scope": scope, **current},
             )
-        state.state = entry.state.value
-        state.event_id = entry.id
-        state.event_at = when
-        session.add(state)
-        session.flush()
+        else:
+            session.execute(_SET_STATE, {"row": state.id, **current})
     return entry
+
+
+_EVENTS = tables.table_of(tables.ConsentEvent)
+_STATES_TABLE = tables.table_of(tables.ConsentStateRow)
+# Built once: every opt-out and opt-in runs them.
+_APPEND = insert(_EVENTS).returning(_EVENTS.c.id)
+_NEW_STATE = insert(_STATES_TABLE)
+_SET_STATE = (
+    update(_STATES_TABLE)
+    .where(_STATES_TABLE.c.id == bindparam("row"))
+    .values(
+        state=bindparam("state"),
+        event_id=bindparam("event_id"),
+        event_at=bindparam("event_at"),
+    )
+)
+
+
+def _state_of(platform: bool) -> Select[int, str, dt.datetime]:
+    row = _STATES_TABLE.c
+    # Two statements rather than one with IS NOT DISTINCT FROM, which PostgreSQL
+    # cannot answer from the unique indexes.
+    whose = (
+        row.business_id.is_(None) if platform else row.business_id == bindparam("owner")
+    )
+    return select(row.id, row.state, row.event_at).where(
+        row.phone == bindparam("phone"), row.scope == bindparam("scope"), whose
+    )
+
+
+_STATE_OF_BUSINESS = _state_of(platform=False)
+_STATE_OF_PLATFORM = _state_of(platform=True)
 
 
 def _state_row(
     session: Session, owner: int | None, phone: Phone, scope: str
-) -> tables.ConsentStateRow | None:
-    row = tables.ConsentStateRow
-    whose = (
-        col(row.business_id).is_(None)
-        if owner is None
-        else col(row.business_id) == owner
-    )
-    return session.exec(
-        select(row).where(row.phone == phone.e164, row.scope == scope, whose)
+) -> Row[int, str, dt.datetime] | None:
+    """The scope's current-state row ``(id, state, event_at)``, if any."""
+    if owner is None:
+        return session.execute(
+            _STATE_OF_PLATFORM, {"phone": phone.e164, "scope": scope}
+        ).first()
+    return session.execute(
+        _STATE_OF_BUSINESS, {"owner": owner, "phone": phone.e164, "scope": scope}
     ).first()
 
 
@@ -244,16 +301,15 @@ def current_state(
     return ConsentState.NONE if row is None else ConsentState(row.state)
 
 
-# Built once: the send pipeline runs it for every message.
+# Built once, on the table's columns (no ORM work): the send pipeline runs it for
+# every message.
 _STATES = select(
-    col(tables.ConsentStateRow.scope),
-    col(tables.ConsentStateRow.state),
-    col(tables.ConsentStateRow.business_id),
+    _STATES_TABLE.c.scope, _STATES_TABLE.c.state, _STATES_TABLE.c.business_id
 ).where(
-    col(tables.ConsentStateRow.phone) == bindparam("phone"),
+    _STATES_TABLE.c.phone == bindparam("phone"),
     or_(
-        col(tables.ConsentStateRow.business_id) == bindparam("business_id"),
-        col(tables.ConsentStateRow.business_id).is_(None),
+        _STATES_TABLE.c.business_id == bindparam("business_id"),
+        _STATES_TABLE.c.business_id.is_(None),
     ),
 )
 

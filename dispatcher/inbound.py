@@ -8,7 +8,7 @@ number OTP codes for every business. :func:`receive` does, for one inbound SMS a
 one write transaction:
 
 1. classify the text (:mod:`dispatcher.keywords`) for the scope of the number, found
-   with its business in one indexed read;
+   with its business, and whether the message id was stored before, in one read;
 2. record an opt-out or opt-in for that scope in the consent ledger (source
    ``keyword``, the provider's message id as evidence);
 3. append the message to ``inbound_messages``, keyword or not, so it shows in the chat
@@ -32,23 +32,30 @@ admitted with it is returned again.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from dataclasses import dataclass
+from typing import Any
 
 import structlog
 from sqlalchemy import Engine as DbEngine
-from sqlalchemy import select
-from sqlmodel import Session, col
+from sqlalchemy import bindparam, insert, select
+from sqlmodel import Session
 
-from . import billing, consent, segments, tables
+from . import billing, businesses, consent, segments, tables
 from .consent import ConsentSource
 from .engine import Engine
 from .errors import ConstraintViolation, FieldError, InputError, NotFound
-from .facts import ConsentState
 from .keywords import Kind, Match, ReplyClassifier, reply_text
-from .outbox import Admitted, IdempotencyConflict, SendRequest, admit_in
+from .outbox import (
+    Admitted,
+    IdempotencyConflict,
+    SendRequest,
+    admit_in,
+    admitted_by_key,
+)
 from .phone import Phone
-from .policy import Outcome, Policy
+from .policy import Policy
 from .store import transaction, utc_now
 
 log = structlog.get_logger("dispatcher.inbound")
@@ -119,10 +126,18 @@ def receive(
     when = now or utc_now()
     try:
         with transaction(db) as session:
-            row = _stored(session, sms.sid)
-            if row is None:
-                result = _record(session, engine, classifier, sms, settings, when)
+            number = _number(session, sms)
+            if number is not None and number.seen is None:
+                result = _record(
+                    session, engine, classifier, sms, number, settings, when
+                )
             else:
+                row = _stored(session, sms.sid)
+                if row is None:
+                    raise NotFound(
+                        "number",
+                        f"{sms.number} is not an active number of the registry",
+                    )
                 result = _repeated(session, engine, row, settings, when)
     except ConstraintViolation:
         # The same message delivered twice at once: the other delivery wrote it.
@@ -148,27 +163,87 @@ def receive(
     return result
 
 
-def _stored(session: Session, sid: str) -> tables.InboundMessage | None:
-    return session.execute(
-        select(tables.InboundMessage).where(
-            col(tables.InboundMessage.message_sid) == sid
-        )
-    ).scalar_one_or_none()
+@dataclass(frozen=True, slots=True)
+class _Number:
+    """The active number written to, its business's name (None for the platform's
+    numbers) and the id of the stored message when its MessageSid was seen before."""
+
+    id: int
+    business_id: int | None
+    role: str
+    business_name: str | None
+    seen: int | None
 
 
-def _number(
-    session: Session, phone: Phone
-) -> tuple[tables.Number, tables.Business | None]:
-    """The active number ``phone`` and its business (None for the platform's)."""
-    number, business = tables.Number, tables.Business
-    found = session.execute(
-        select(number, business)
-        .join(business, col(number.business_id) == col(business.id), isouter=True)
-        .where(col(number.e164) == phone.e164, col(number.retired_at).is_(None))
-    ).first()
+@dataclass(frozen=True, slots=True)
+class _Stored:
+    """An ``inbound_messages`` row, as far as answering it again needs."""
+
+    id: int
+    message_sid: str
+    business_id: int | None
+    number_id: int
+    role: str
+    scope: str
+    phone: str
+    keyword_kind: str | None
+    language: str | None
+    reply_type: str | None
+
+
+_INBOUND = tables.table_of(tables.InboundMessage)
+_NUMBERS = tables.table_of(tables.Number)
+_BUSINESSES = tables.table_of(tables.Business)
+_MESSAGES = tables.table_of(tables.Message).c
+# Built once, as Core statements: every inbound message runs them.
+_LOOKUP = (
+    select(
+        _NUMBERS.c.id,
+        _NUMBERS.c.business_id,
+        _NUMBERS.c.role,
+        _BUSINESSES.c.name,
+        select(_INBOUND.c.id)
+        .where(_INBOUND.c.message_sid == bindparam("sid"))
+        .scalar_subquery(),
+    )
+    .select_from(_NUMBERS)
+    .outerjoin(_BUSINESSES, _NUMBERS.c.business_id == _BUSINESSES.c.id)
+    .where(_NUMBERS.c.e164 == bindparam("e164"), _NUMBERS.c.retired_at.is_(None))
+)
+_STORED_FIELDS = tuple(field.name for field in dataclasses.fields(_Stored))
+_STORED = select(*(_INBOUND.c[name] for name in _STORED_FIELDS)).where(
+    _INBOUND.c.message_sid == bindparam("sid")
+)
+_STORE = insert(_INBOUND).returning(_INBOUND.c.id)
+_LAST_SENDER = (
+    select(_MESSAGES.business_id)
+    .where(
+        _MESSAGES.phone == bindparam("phone"),
+        _MESSAGES.from_number_id == bindparam("number"),
+    )
+    .order_by(_MESSAGES.id.desc())
+    .limit(1)
+)
+_BUSINESS_NAME = select(_BUSINESSES.c.name).where(
+    _BUSINESSES.c.id == bindparam("business")
+)
+
+
+def _number(session: Session, sms: InboundSms) -> _Number | None:
+    """The active number ``sms`` was written to, with whether its id was stored."""
+    found = session.execute(_LOOKUP, {"e164": sms.number.e164, "sid": sms.sid}).first()
     if found is None:
-        raise NotFound("number", f"{phone} is not an active number of the registry")
-    return found[0], found[1]
+        return None
+    number = _Number(*found)
+    if number.business_id is not None:
+        # Read with its number: the ledger and the reply need not check it again.
+        businesses.known(session, number.business_id)
+    return number
+
+
+def _stored(session: Session, sid: str) -> _Stored | None:
+    found = session.execute(_STORED, {"sid": sid}).first()
+    return None if found is None else _Stored(*found)
 
 
 def _record(
@@ -176,13 +251,11 @@ def _record(
     engine: Engine,
     classifier: ReplyClassifier,
     sms: InboundSms,
+    number: _Number,
     settings: Settings,
     when: dt.datetime,
 ) -> Received:
     policy = engine.policy
-    number, owner = _number(session, sms.number)
-    if number.id is None:  # pragma: no cover - rows read back have ids
-        raise NotFound("number", "not written")
     scope = policy.scope_of_role(number.role)
     match = classifier.classify(scope, sms.body)
     event_id, changed = None, False
@@ -195,24 +268,25 @@ def _record(
         if number.business_id is not None
         else _last_sender(session, sms.sender, number.id)
     )
-    row = tables.InboundMessage(
-        message_sid=sms.sid,
-        business_id=number.business_id,
-        number_id=number.id,
-        role=number.role,
-        scope=scope,
-        phone=sms.sender.e164,
-        body=sms.body,
-        segments=segments.count(sms.body).segments,
-        keyword_kind=match.kind.value if match else None,
-        keyword=match.keyword[:64] if match else None,
-        language=match.language if match else None,
-        matched_by=match.matched_by.value if match else None,
-        reply_type=_reply_type(policy, match, changed),
-        consent_event_id=event_id,
-        received_at=when,
-    )
-    session.add(row)
+    values: dict[str, Any] = {
+        "message_sid": sms.sid,
+        "business_id": number.business_id,
+        "number_id": number.id,
+        "role": number.role,
+        "scope": scope,
+        "phone": sms.sender.e164,
+        "body": sms.body,
+        "segments": segments.count(sms.body).segments,
+        "keyword_kind": match.kind.value if match else None,
+        "keyword": match.keyword[:64] if match else None,
+        "language": match.language if match else None,
+        "matched_by": match.matched_by.value if match else None,
+        "reply_type": _reply_type(policy, match, changed),
+        "consent_event_id": event_id,
+        "received_at": when,
+    }
+    values["id"] = session.execute(_STORE, values).scalar_one()
+    row = _Stored(**{name: values[name] for name in _STORED_FIELDS})
     billing.record_inbound(
         session,
         message_sid=sms.sid,
@@ -222,15 +296,14 @@ def _record(
         business=answering,
         number=number,
     )
-    session.flush()
     reply, skipped = None, None
     if row.reply_type is not None and match is not None:
         if answering is None:
             skipped = NO_SENDER
         else:
-            name = (
-                owner.name if owner is not None else _business_name(session, answering)
-            )
+            name = number.business_name
+            if name is None:
+                name = _business_name(session, answering)
             text = reply_text(
                 policy,
                 scope,
@@ -240,14 +313,16 @@ def _record(
                 platform=settings.platform_name,
                 help_contact=settings.help_contact,
             )
-            reply, skipped = _admit_reply(session, engine, row, answering, text, when)
+            reply, skipped = _admit_reply(
+                session, engine, row, sms.sender, answering, text, when
+            )
     return _received(row, False, changed, reply, skipped)
 
 
 def _repeated(
     session: Session,
     engine: Engine,
-    row: tables.InboundMessage,
+    row: _Stored,
     settings: Settings,
     when: dt.datetime,
     *,
@@ -260,15 +335,16 @@ def _repeated(
     """
     reply, skipped = None, None
     if row.reply_type is not None:
+        sender = Phone.from_stored(row.phone)
         answering = (
             row.business_id
             if row.business_id is not None
-            else _last_sender(session, Phone.from_stored(row.phone), row.number_id)
+            else _last_sender(session, sender, row.number_id)
         )
         if answering is None:
             skipped = NO_SENDER
         else:
-            reply = _first_reply(session, answering, f"reply:{row.message_sid}")
+            reply = admitted_by_key(session, answering, f"reply:{row.message_sid}")
             kind = Kind(row.keyword_kind) if row.keyword_kind else None
             if reply is None and admit and kind is not None:
                 text = reply_text(
@@ -281,20 +357,18 @@ def _repeated(
                     help_contact=settings.help_contact,
                 )
                 reply, skipped = _admit_reply(
-                    session, engine, row, answering, text, when
+                    session, engine, row, sender, answering, text, when
                 )
     return _received(row, True, False, reply, skipped)
 
 
 def _received(
-    row: tables.InboundMessage,
+    row: _Stored,
     duplicate: bool,
     changed: bool,
     reply: Admitted | None,
     skipped: str | None,
 ) -> Received:
-    if row.id is None:  # pragma: no cover - flushed rows have ids
-        raise ConstraintViolation("inbound", "not written")
     return Received(
         inbound_id=row.id,
         duplicate=duplicate,
@@ -312,16 +386,13 @@ def _change_consent(
     session: Session,
     engine: Engine,
     sms: InboundSms,
-    number: tables.Number,
+    number: _Number,
     scope: str,
     match: Match,
     when: dt.datetime,
 ) -> tuple[int, bool]:
     policy = engine.policy
     opt_in = match.kind is Kind.OPT_IN
-    before = consent.current_state(
-        session, policy, sms.sender, scope, number.business_id
-    )
     entry = consent.record(
         session,
         policy,
@@ -339,8 +410,7 @@ def _change_consent(
         recorded_by=RECORDED_BY,
         at=when,
     )
-    after = ConsentState.OPTED_IN if opt_in else ConsentState.OPTED_OUT
-    return entry.id, before is not after
+    return entry.id, entry.changed
 
 
 def _reply_type(policy: Policy, match: Match | None, changed: bool) -> str | None:
@@ -359,29 +429,25 @@ def _reply_type(policy: Policy, match: Match | None, changed: bool) -> str | Non
 def _last_sender(session: Session, phone: Phone, number_id: int) -> int | None:
     """The business whose message from the platform number ``number_id`` reached
     ``phone`` last: who a reply to that number is answered, billed and shown for."""
-    message = tables.Message
-    return session.execute(
-        select(col(message.business_id))
-        .where(
-            col(message.phone) == phone.e164,
-            col(message.from_number_id) == number_id,
-        )
-        .order_by(col(message.id).desc())
-        .limit(1)
-    ).scalar_one_or_none()
+    found = session.execute(_LAST_SENDER, {"phone": phone.e164, "number": number_id})
+    business: int | None = found.scalar_one_or_none()
+    return business
 
 
 def _business_name(session: Session, business: int) -> str:
-    found = session.get(tables.Business, business)
+    found: str | None = session.execute(
+        _BUSINESS_NAME, {"business": business}
+    ).scalar_one_or_none()
     if found is None:  # pragma: no cover - foreign keys keep businesses
         raise NotFound("business", f"no business {business}")
-    return found.name
+    return found
 
 
 def _admit_reply(
     session: Session,
     engine: Engine,
-    row: tables.InboundMessage,
+    row: _Stored,
+    sender: Phone,
     business: int,
     text: str,
     when: dt.datetime,
@@ -390,43 +456,21 @@ def _admit_reply(
     cannot place it, so the reply's failure never undoes the opt-out it confirms."""
     if row.reply_type is None:  # pragma: no cover - callers check
         return None, None
+    key = f"reply:{row.message_sid}"
     request = SendRequest(
         business=business,
-        to=Phone.from_stored(row.phone),
+        to=sender,
         message_type=row.reply_type,
         body=text,
         reply_role=row.role,
-        idempotency_key=f"reply:{row.message_sid}",
+        idempotency_key=key,
     )
     try:
         return admit_in(session, engine, request, when), None
     except IdempotencyConflict:
         # The rules' reply text changed since the first delivery: the first answer
         # stands.
-        key = request.idempotency_key or ""
-        return _first_reply(session, business, key), None
+        return admitted_by_key(session, business, key), None
     except FieldError as error:
         log.error("inbound_reply_refused", field=error.field, reason=error.reason)
         return None, f"{error.field}: {error.reason}"
-
-
-def _first_reply(session: Session, business: int, key: str) -> Admitted | None:
-    found = session.execute(
-        select(tables.Message).where(
-            col(tables.Message.business_id) == business,
-            col(tables.Message.idempotency_key) == key,
-        )
-    ).scalar_one_or_none()
-    if found is None or found.id is None:
-        return None
-    return Admitted(
-        message_id=found.id,
-        state=found.state,
-        outcome=Outcome(found.outcome),
-        reason=found.reason,
-        rule_id=found.rule_id,
-        role=found.role,
-        not_before=found.not_before,
-        segments=found.segments,
-        repeated=True,
-    )

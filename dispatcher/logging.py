@@ -120,6 +120,8 @@ def configure(
         logging.getLogger(name).propagate = True
     structlog.configure(
         processors=[
+            # Drop what the level leaves out before any other work is done on it.
+            structlog.stdlib.filter_by_level,
             *shared,
             structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
         ],

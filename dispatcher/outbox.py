@@ -23,10 +23,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Engine as DbEngine
-from sqlalchemy import func, select
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlmodel import Session, col
+from sqlalchemy import bindparam, func, insert, select, update
+from sqlmodel import Session
 
 from . import consent, segments, tables
 from .businesses import business_id as resolve_business
@@ -38,12 +36,92 @@ from .phone import Phone
 from .policy import Outcome, Policy
 from .recipients import Candidate, Location, decide_strictest, locate
 from .snapshot import Snapshot, number_statuses
-from .store import lock, rowcount, transaction, utc_now
+from .store import InsertOrSkip, lock, rowcount, transaction, utc_now
 
 # Lanes, claimed in this order: codes and compliance replies first, then what customers
 # wait for, then marketing.
 LANES = {"otp": 0, "compliance": 0, "transactional": 1, "marketing": 2}
 OTHER_LANE = 3
+
+
+_MESSAGES = tables.table_of(tables.Message)
+# A message per idempotency key of a business; a key seen before is skipped.
+_ADMIT_ONCE = InsertOrSkip(
+    _MESSAGES,
+    ["business_id", "idempotency_key"],
+    where=_MESSAGES.c.idempotency_key.is_not(None),
+)
+
+
+_M = _MESSAGES.c
+_NUMBERS = tables.table_of(tables.Number).c
+_TAGS = tables.table_of(tables.FairTag)
+_CLOCKS = tables.table_of(tables.LaneClock)
+# Built once, as Core statements: every admission runs them.
+_BY_KEY = select(
+    _M.id,
+    _M.state,
+    _M.outcome,
+    _M.reason,
+    _M.rule_id,
+    _M.role,
+    _M.not_before,
+    _M.segments,
+    _M.payload_hash,
+).where(_M.business_id == bindparam("business"), _M.idempotency_key == bindparam("key"))
+_SENT_24H = select(func.count()).where(
+    _M.business_id == bindparam("business"),
+    _M.phone == bindparam("phone"),
+    _M.category == "marketing",
+    _M.state.in_(("sending", "sent", "unknown")),
+    _M.updated_at >= bindparam("since"),
+)
+_SENT_24H_BUT = _SENT_24H.where(_M.id != bindparam("exclude"))
+_PLATFORM_NUMBER = select(_NUMBERS.id).where(
+    _NUMBERS.role == bindparam("role"),
+    _NUMBERS.business_id.is_(None),
+    _NUMBERS.retired_at.is_(None),
+)
+_BUSINESS_NUMBER = select(_NUMBERS.id).where(
+    _NUMBERS.role == bindparam("role"),
+    _NUMBERS.business_id == bindparam("business"),
+    _NUMBERS.retired_at.is_(None),
+)
+# The lane's head, its clock and the business's last rank in it, in one read. ORDER
+# BY and LIMIT rather than min(): the planner then stops at the first entry of the
+# ready index even when its statistics still say the table is empty.
+_RANKS = select(
+    select(_M.rank)
+    .where(_M.state == "queued", _M.lane == bindparam("lane"))
+    .order_by(_M.rank)
+    .limit(1)
+    .scalar_subquery(),
+    select(_CLOCKS.c.clock)
+    .where(_CLOCKS.c.lane == bindparam("lane"))
+    .scalar_subquery(),
+    select(_TAGS.c.last_rank)
+    .where(
+        _TAGS.c.business_id == bindparam("business"),
+        _TAGS.c.lane == bindparam("lane"),
+    )
+    .scalar_subquery(),
+)
+_NEW_TAG = insert(_TAGS)
+_SET_TAG = (
+    update(_TAGS)
+    .where(
+        _TAGS.c.business_id == bindparam("tag_business"),
+        _TAGS.c.lane == bindparam("tag_lane"),
+    )
+    .values(last_rank=bindparam("last_rank"))
+)
+_NEW_CLOCK = insert(_CLOCKS)
+_SET_CLOCK = (
+    update(_CLOCKS)
+    .where(_CLOCKS.c.lane == bindparam("clock_lane"))
+    .values(clock=bindparam("clock"))
+)
+_ADMIT = insert(_MESSAGES).returning(_M.id)
 
 
 def lane_of(category: str) -> int:
@@ -187,39 +265,25 @@ def marketing_sent_24h(
     The worker counts again when it claims a message, so the cap holds at send time even
     for messages queued together.
     """
-    message = tables.Message
-    query = (
-        select(func.count())
-        .select_from(message)
-        .where(
-            col(message.business_id) == business,
-            col(message.phone) == phone.e164,
-            col(message.category) == "marketing",
-            col(message.state).in_(("sending", "sent", "unknown")),
-            col(message.updated_at) >= now - dt.timedelta(hours=24),
-        )
-    )
-    if exclude is not None:
-        query = query.where(col(message.id) != exclude)
-    return int(session.execute(query).scalar_one())
+    params = {
+        "business": business,
+        "phone": phone.e164,
+        "since": now - dt.timedelta(hours=24),
+    }
+    if exclude is None:
+        return int(session.execute(_SENT_24H, params).scalar_one())
+    found = session.execute(_SENT_24H_BUT, {**params, "exclude": exclude})
+    return int(found.scalar_one())
 
 
 def from_number(
     session: Session, policy: Policy, business: int, role: str
 ) -> int | None:
     """The id of the active number in ``role`` for ``business`` (or the platform's)."""
-    number = tables.Number
-    owner_is_platform = policy.roles[role].owner == "platform"
-    whose = (
-        col(number.business_id).is_(None)
-        if owner_is_platform
-        else col(number.business_id) == business
-    )
-    return session.execute(
-        select(col(number.id)).where(
-            col(number.role) == role, whose, col(number.retired_at).is_(None)
-        )
-    ).scalar_one_or_none()
+    if policy.roles[role].owner == "platform":
+        return session.execute(_PLATFORM_NUMBER, {"role": role}).scalar_one_or_none()
+    found = session.execute(_BUSINESS_NUMBER, {"role": role, "business": business})
+    return found.scalar_one_or_none()
 
 
 def next_ranks(session: Session, business: int, lane: int, count: int) -> int:
@@ -229,26 +293,24 @@ def next_ranks(session: Session, business: int, lane: int, count: int) -> int:
     lane, so one business's campaign does not push another's messages behind it.
     """
     lock(session, f"fair:{lane}")
-    # ORDER BY and LIMIT rather than min(): the planner then stops at the first entry
-    # of the ready index even when its statistics still say the table is empty.
-    head = session.execute(
-        select(col(tables.Message.rank))
-        .where(col(tables.Message.state) == "queued", col(tables.Message.lane) == lane)
-        .order_by(col(tables.Message.rank))
-        .limit(1)
-    ).scalar_one_or_none()
-    clock = session.get(tables.LaneClock, lane)
-    tag = session.get(tables.FairTag, (business, lane))
-    floor = head - 1 if head is not None else (clock.clock if clock else 0)
-    start = max(tag.last_rank if tag else 0, floor)
-    if tag is None:
-        tag = tables.FairTag(business_id=business, lane=lane, last_rank=0)
-    tag.last_rank = start + count
+    head, clock, last = session.execute(
+        _RANKS, {"lane": lane, "business": business}
+    ).one()
+    floor = head - 1 if head is not None else (clock or 0)
+    start = max(last or 0, floor)
+    end = start + count
+    if last is None:
+        session.execute(
+            _NEW_TAG, {"business_id": business, "lane": lane, "last_rank": end}
+        )
+    else:
+        session.execute(
+            _SET_TAG, {"tag_business": business, "tag_lane": lane, "last_rank": end}
+        )
     if clock is None:
-        clock = tables.LaneClock(lane=lane, clock=0)
-    clock.clock = max(clock.clock, start + count)
-    session.add(tag)
-    session.add(clock)
+        session.execute(_NEW_CLOCK, {"lane": lane, "clock": end})
+    elif end > clock:
+        session.execute(_SET_CLOCK, {"clock_lane": lane, "clock": end})
     return start + 1
 
 
@@ -312,36 +374,42 @@ def _row(
     }
 
 
-def _admitted(row: tables.Message, repeated: bool) -> Admitted:
-    if row.id is None:
-        raise FieldError("message", "not written")
-    return Admitted(
-        message_id=row.id,
-        state=row.state,
-        outcome=Outcome(row.outcome),
-        reason=row.reason,
-        rule_id=row.rule_id,
-        role=row.role,
-        not_before=row.not_before,
-        segments=row.segments,
-        repeated=repeated,
+def _by_key(session: Session, business: int, key: str) -> tuple[Admitted, str] | None:
+    """The message admitted for ``business`` under idempotency ``key``, and the digest
+    of its payload."""
+    found = session.execute(_BY_KEY, {"business": business, "key": key}).first()
+    if found is None:
+        return None
+    admitted = Admitted(
+        message_id=found.id,
+        state=found.state,
+        outcome=Outcome(found.outcome),
+        reason=found.reason,
+        rule_id=found.rule_id,
+        role=found.role,
+        not_before=found.not_before,
+        segments=found.segments,
+        repeated=True,
     )
+    return admitted, found.payload_hash
+
+
+def admitted_by_key(session: Session, business: int, key: str) -> Admitted | None:
+    """The message admitted for ``business`` under idempotency ``key``, if any."""
+    found = _by_key(session, business, key)
+    return None if found is None else found[0]
 
 
 def _existing(session: Session, business: int, request: SendRequest) -> Admitted | None:
     if request.idempotency_key is None:
         return None
-    row = session.execute(
-        select(tables.Message).where(
-            col(tables.Message.business_id) == business,
-            col(tables.Message.idempotency_key) == request.idempotency_key,
-        )
-    ).scalar_one_or_none()
-    if row is None:
+    found = _by_key(session, business, request.idempotency_key)
+    if found is None:
         return None
-    if row.payload_hash != request.payload_hash(business):
+    admitted, digest = found
+    if digest != request.payload_hash(business):
         raise IdempotencyConflict()
-    return _admitted(row, repeated=True)
+    return admitted
 
 
 def _location(request: SendRequest) -> Location:
@@ -425,10 +493,17 @@ def admit_in(
         rank,
         when,
     )
-    row = tables.Message(**values)
-    session.add(row)
-    session.flush()
-    return _admitted(row, repeated=False)
+    message_id = session.execute(_ADMIT, values).scalar_one()
+    return Admitted(
+        message_id=message_id,
+        state=values["state"],
+        outcome=decision.outcome,
+        reason=decision.reason,
+        rule_id=decision.rule.id,
+        role=decision.role,
+        not_before=not_before,
+        segments=values["segments"],
+    )
 
 
 def admit_many(
@@ -599,31 +674,27 @@ def _insert_new(
     """
     if not values:
         return {}
-    message = tables.table_of(tables.Message)
-    dialect = session.get_bind().dialect.name
-    upsert = postgresql_insert if dialect == "postgresql" else sqlite_insert
-    statement = upsert(message).on_conflict_do_nothing(
-        index_elements=["business_id", "idempotency_key"],
-        index_where=message.c.idempotency_key.is_not(None),
-    )
     # No RETURNING: a plain executemany is several times faster on both databases,
     # and the count says whether any row was skipped.
     written = session.execute(
-        statement, values, execution_options={"preserve_rowcount": True}
+        _ADMIT_ONCE.statement(session),
+        values,
+        execution_options={"preserve_rowcount": True},
     )
     if rowcount(written) == len(values):
         return {}
     ours = {v["idempotency_key"]: v for v in values if v["idempotency_key"]}
+    message = _MESSAGES.c
     rows = session.execute(
         select(
-            message.c.idempotency_key,
-            message.c.correlation,
-            message.c.payload_hash,
-            message.c.outcome,
-            message.c.rule_id,
+            message.idempotency_key,
+            message.correlation,
+            message.payload_hash,
+            message.outcome,
+            message.rule_id,
         ).where(
-            message.c.business_id == business,
-            message.c.idempotency_key.in_(list(ours)),
+            message.business_id == business,
+            message.idempotency_key.in_(list(ours)),
         )
     ).all()
     known: dict[str, tuple[str, str]] = {}

@@ -22,7 +22,7 @@ import datetime as dt
 import re
 import threading
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from importlib import resources
 from pathlib import Path
@@ -32,7 +32,18 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event, exc, text
+from sqlalchemy import (
+    ColumnElement,
+    Engine,
+    Insert,
+    Table,
+    create_engine,
+    event,
+    exc,
+    text,
+)
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, CursorResult, make_url
 from sqlalchemy.pool import Pool
 from sqlmodel import Session
@@ -105,14 +116,17 @@ def transaction(engine: Engine, *, write: bool = True) -> Iterator[Session]:
     Integrity errors the database raises are turned into
     :class:`~dispatcher.errors.ConstraintViolation` naming the field.
     """
-    bind = engine.execution_options(
-        **{_SQLITE_BEGIN: "IMMEDIATE" if write else "DEFERRED"}
-    )
+    sqlite_writer = write and engine.dialect.name == "sqlite"
     with ExitStack() as held:
-        if write and engine.dialect.name == "sqlite":
+        if sqlite_writer:
             held.enter_context(_writer_lock(engine))
-        session = Session(bind=bind, expire_on_commit=False)
+        session = Session(bind=engine, expire_on_commit=False)
         try:
+            if sqlite_writer:
+                # Begin now, with the mode set on this connection only (an engine
+                # made with the option for every transaction cost more than the
+                # statements of a short one).
+                session.connection(execution_options={_SQLITE_BEGIN: "IMMEDIATE"})
             yield session
             session.commit()
         except exc.IntegrityError as error:
@@ -123,6 +137,19 @@ def transaction(engine: Engine, *, write: bool = True) -> Iterator[Session]:
             raise
         finally:
             session.close()
+
+
+def writer_idle(engine: Engine) -> bool:
+    """Whether ``engine`` is SQLite and no write transaction of this process is under
+    way: one begun now waits for none of them (another process's can still make it
+    wait, up to the busy timeout)."""
+    if engine.dialect.name != "sqlite":
+        return False
+    lock = _writer_lock(engine)
+    if not lock.acquire(blocking=False):
+        return False
+    lock.release()
+    return True
 
 
 def _writer_lock(engine: Engine) -> threading.RLock:
@@ -191,6 +218,42 @@ def constraint_violation(error: exc.DBAPIError) -> ConstraintViolation:
     if check:
         return ConstraintViolation(check.group(1), "refused by a check of the database")
     return ConstraintViolation("row", "refused by a constraint of the database")
+
+
+class InsertOrSkip:
+    """``INSERT ... ON CONFLICT DO NOTHING`` on one unique index of ``table``, built
+    once for both databases: a row whose key is taken is skipped, not refused, so a
+    concurrent writer of the same key cannot slip in between a lookup and the insert.
+
+    ``where`` is the predicate of a partial index; ``returning`` columns come back for
+    the rows written only::
+
+        charge = InsertOrSkip(usage, ["source", "source_ref", "entry"], [usage.c.id])
+        written = session.execute(charge.statement(session), row).scalar_one_or_none()
+    """
+
+    def __init__(
+        self,
+        table: Table,
+        index: Sequence[str],
+        returning: Sequence[ColumnElement[Any]] = (),
+        *,
+        where: ColumnElement[bool] | None = None,
+    ) -> None:
+        self._by_dialect: dict[str, Insert] = {}
+        for name, insert in (
+            ("sqlite", sqlite_insert),
+            ("postgresql", postgresql_insert),
+        ):
+            statement = insert(table).on_conflict_do_nothing(
+                index_elements=list(index), index_where=where
+            )
+            self._by_dialect[name] = (
+                statement.returning(*returning) if returning else statement
+            )
+
+    def statement(self, session: Session) -> Insert:
+        return self._by_dialect[session.get_bind().dialect.name]
 
 
 # -- migrations ------------------------------------------------------------------------

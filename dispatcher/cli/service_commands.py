@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+import os
 import sys
 import threading
 import time
@@ -10,8 +11,10 @@ from typing import Any
 
 import click
 
+from ..config import Config
 from ..errors import MissingSecret, RulesError
 from ..logging import configure
+from ..providers.credentials import Secret
 from ._state import EXIT_UNSOUND, State
 from .data_commands import _fail, engine_for, session_for
 
@@ -32,6 +35,14 @@ from .data_commands import _fail, engine_for, session_for
     help="A stateless API process; workers run elsewhere (`dispatcher worker`).",
 )
 @click.option(
+    "--processes",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="API processes sharing the port (PostgreSQL only); with more than one, no "
+    "workers run in them: run `dispatcher worker`.",
+)
+@click.option(
     "--demo",
     is_flag=True,
     help="Seed a demo business, numbers and customer; print how to send a message.",
@@ -49,6 +60,7 @@ def serve(
     port: int,
     workers: int,
     no_workers: bool,
+    processes: int,
     demo: bool,
     check: bool,
 ) -> None:
@@ -57,15 +69,23 @@ def serve(
 
     from ..service import create_app
     from ..service import demo as demo_module
-    from ..service.runtime import build_service
+    from ..service.runtime import build_service, freeze_start_up
 
     config = state.config
     # The check prints its own report; only warnings and errors are logged beside it.
     configure(config.log_format, "warning" if check else config.log_level)
     db = engine_for(state)
+    if processes > 1 and (check or db.dialect.name != "postgresql"):
+        _fail(
+            "--processes: several API processes need PostgreSQL (SQLite takes one "
+            "writer at a time) and cannot run --check; use --processes 1",
+            2,
+        )
     token = None
     if demo:
         token = None if _token_set(config) else demo_module.demo_token()
+    if processes > 1:
+        no_workers = True
     try:
         service = build_service(
             config, db, workers=0 if no_workers else workers, token=token
@@ -74,6 +94,10 @@ def serve(
         _fail(str(error), EXIT_UNSOUND)
         return
     seeded = demo_module.seed(db, service.policies.current().policy) if demo else None
+    if processes > 1:
+        db.dispose()
+        _serve_processes(state, config, host, port, processes, token)
+        return
     server = uvicorn.Server(
         uvicorn.Config(
             create_app(service),
@@ -93,6 +117,7 @@ def serve(
             click.echo(
                 f"OpenAPI: {base}/docs   metrics: {base}/metrics   Ctrl-C stops."
             )
+        freeze_start_up()
         server.run()
         db.dispose()
         return
@@ -103,6 +128,44 @@ def serve(
     db.dispose()
     click.echo("demo check: " + ("ok" if ok else "FAILED"))
     sys.exit(0 if ok else 1)
+
+
+def _serve_processes(
+    state: State,
+    config: Config,
+    host: str,
+    port: int,
+    processes: int,
+    token: Secret | None,
+) -> None:
+    """``processes`` uvicorn processes on one port, each building its app from the
+    config (:func:`~dispatcher.service.runtime.api_process_app`); until stopped."""
+    import uvicorn
+
+    from ..config import ENV_VAR
+    from ..providers.credentials import DEFAULT_AUTH_TOKEN_ENV
+
+    # The processes uvicorn starts read the same config and token from the
+    # environment they inherit.
+    if state.config_path:
+        os.environ[ENV_VAR] = os.path.abspath(state.config_path)
+    if token is not None:
+        variable = config.twilio.get("auth_token_env", DEFAULT_AUTH_TOKEN_ENV)
+        os.environ[variable] = token.reveal()
+    click.echo(
+        f"{processes} API processes on http://{host}:{port}; no workers run in them: "
+        "run `dispatcher worker` to send."
+    )
+    uvicorn.run(
+        "dispatcher.service.runtime:api_process_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=processes,
+        access_log=False,
+        log_config=None,
+        lifespan="on",
+    )
 
 
 def _token_set(config: Any) -> bool:

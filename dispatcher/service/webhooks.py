@@ -20,6 +20,7 @@ from starlette.concurrency import run_in_threadpool
 
 from ..inbound import InboundSms, receive
 from ..phone import Phone
+from ..store import writer_idle
 from .app_state import service_of
 
 log = structlog.get_logger("dispatcher.service.webhooks")
@@ -94,15 +95,15 @@ async def inbound_sms(request: Request) -> Response:
         body=form.get("Body", ""),
     )
     loaded = service.policies.current()
-    received = await run_in_threadpool(
-        receive,
-        service.db,
-        loaded.engine,
-        loaded.classifier,
-        sms,
-        service.inbound,
-        now=service.clock(),
-    )
+    args = (service.db, loaded.engine, loaded.classifier, sms, service.inbound)
+    if writer_idle(service.db):
+        # SQLite writes one transaction at a time, and none of this process's is
+        # under way: write here. In a pool thread the same work hands the GIL back
+        # and forth with this loop at every SQLite call, which under load cost more
+        # than the work itself (docs/service.md, "Tests and figures").
+        received = receive(*args, now=service.clock())
+    else:
+        received = await run_in_threadpool(receive, *args, now=service.clock())
     kind = received.kind.value if received.kind else "none"
     service.metrics.inbound.labels(received.role, kind).inc()
     service.metrics.webhook_seconds.labels("sms").observe(time.perf_counter() - started)
