@@ -295,28 +295,16 @@ class _Compiler:
             for mtype in policy.message_types.values()
         }
         entries = ", ".join(f"{name!r}: {fn}" for name, fn in table.items())
-        fetch_numbers = "; ".join(f"n_{role} = n[{role!r}]" for role in policy.roles)
-        fetch_consent = "; ".join(
-            f"c_{scope} = c[{scope!r}]" for scope in policy.scopes
-        )
+        # One dictionary lookup and one call per decision. Any KeyError or TypeError
+        # on the way (an unknown type, a fact map that is not one) rejects the facts.
         self.lines += [
             f"BY_TYPE = {{{entries}}}",
             "",
             "def decide(f):",
-            "    n = f.numbers",
-            "    c = f.consent",
-            "    rr = f.reply_role",
             "    try:",
-            "        body = BY_TYPE[f.message_type]",
-            f"        {fetch_numbers}",
-            f"        {fetch_consent}",
+            "        return BY_TYPE[f.message_type](f)",
             "    except (KeyError, TypeError):",
             "        return invalid(f)",
-            "    if len(n) != N_ROLES or len(c) != N_SCOPES or (",
-            "        rr is not None and rr not in ROLE_KEYS",
-            "    ):",
-            "        return invalid(f)",
-            f"    return body(f, n, c, rr, {self.locals_list()})",
         ]
         self.source = "\n".join(self.lines)
         namespace = dict(self.names)
@@ -325,28 +313,48 @@ class _Compiler:
         decide: Decide = namespace["decide"]
         return decide
 
-    def locals_list(self) -> str:
-        names = [f"n_{role}" for role in self.policy.roles]
-        names += [f"c_{scope}" for scope in self.policy.scopes]
-        return ", ".join(names)
-
     def type_function(self, mtype: MessageType) -> str:
-        """Emit the function deciding ``mtype`` and return its name."""
+        """Emit the function deciding ``mtype`` and return its name.
+
+        It reads the fact maps into locals, checks that they name exactly the policy's
+        roles and scopes, and runs the rules in order.
+        """
         fn = f"decide_{mtype.name}"
-        self.lines.append(f"def {fn}(f, n, c, rr, {self.locals_list()}):")
+        body: list[str] = []
         for rule in self.policy.rules:
             tests = self.rule_tests(rule, mtype)
             if tests is None:
                 continue
             result = self.result(rule, mtype)
             if not tests:
-                self.lines += [f"    return {result}", ""]
-                return fn
-            self.lines += [f"    if {' and '.join(tests)}:", f"        return {result}"]
-        default = self.per_reply(
-            mtype, lambda rr: self.engine.default_decision(mtype, rr)
-        )
-        self.lines += [f"    return {default}", ""]
+                body.append(f"    return {result}")
+                break
+            body += [f"    if {' and '.join(tests)}:", f"        return {result}"]
+        else:
+            default = self.per_reply(
+                mtype, lambda rr: self.engine.default_decision(mtype, rr)
+            )
+            body.append(f"    return {default}")
+        # Every entry is read, so that a map missing one is rejected whatever the
+        # rules test; with the lengths, the maps then name exactly the policy's keys.
+        reads = [
+            f"{prefix}_{key} = {prefix}[{key!r}]"
+            for prefix, keys in (("n", self.policy.roles), ("c", self.policy.scopes))
+            for key in keys
+        ]
+        self.lines += [
+            f"def {fn}(f):",
+            "    n = f.numbers",
+            "    c = f.consent",
+            "    rr = f.reply_role",
+            f"    {'; '.join(reads)}",
+            "    if len(n) != N_ROLES or len(c) != N_SCOPES or (",
+            "        rr is not None and rr not in ROLE_KEYS",
+            "    ):",
+            "        return invalid(f)",
+            *body,
+            "",
+        ]
         return fn
 
     def per_reply(
