@@ -24,7 +24,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from sqlalchemy import select
 from sqlmodel import Session, col
@@ -67,25 +67,7 @@ class Outbound:
     direction = "outbound"
 
     def to_mapping(self) -> dict[str, object]:
-        return {
-            "direction": self.direction,
-            "at": self.at.isoformat(),
-            "message_id": self.message_id,
-            "message_type": self.message_type,
-            "category": self.category,
-            "channel": self.channel,
-            "body": self.body,
-            "media": self.media,
-            "role": self.role,
-            "number": self.number,
-            "rule": self.rule,
-            "outcome": self.outcome,
-            "reason": self.reason,
-            "state": self.state,
-            "provider_status": self.provider_status,
-            "error_code": self.error_code,
-            "segments": self.segments,
-        }
+        return _mapping(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,16 +90,16 @@ class Inbound:
     direction = "inbound"
 
     def to_mapping(self) -> dict[str, object]:
-        return {
-            "direction": self.direction,
-            "at": self.at.isoformat(),
-            "ref": self.ref,
-            "role": self.role,
-            "number": self.number,
-            "body": self.body,
-            "keyword": self.keyword,
-            "keyword_kind": self.keyword_kind,
-        }
+        return _mapping(self)
+
+
+def _mapping(entry: Outbound | Inbound) -> dict[str, object]:
+    """The JSON form of a history entry: its direction, then its fields in order."""
+    values: dict[str, object] = {"direction": entry.direction}
+    for name in (f.name for f in fields(entry)):
+        value = getattr(entry, name)
+        values[name] = value.isoformat() if isinstance(value, dt.datetime) else value
+    return values
 
 
 Entry = Outbound | Inbound
