@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
@@ -59,8 +59,22 @@ UNKNOWN_JURISDICTION = "unknown"
 _JURISDICTION = re.compile(r"^(?:[A-Z]{2}-[A-Z0-9]{1,3}|unknown)$")
 
 
-def _frozen(mapping: Mapping[str, Any]) -> Mapping[str, Any]:
-    return MappingProxyType(dict(mapping))
+Shape = tuple[tuple[str, ...], tuple[str, ...]]
+_SHAPES: dict[Shape, Shape] = {}
+_MAX_SHAPES = 64
+
+
+def shape_of(roles: Iterable[str], scopes: Iterable[str]) -> Shape:
+    """The key names of a numbers map and a consent map, in order, as one value.
+
+    Equal shapes are one shared object (for the first few dozen distinct shapes), so a
+    reader that expects one shape can test for it by identity before comparing.
+    """
+    shape = (tuple(roles), tuple(scopes))
+    found = _SHAPES.get(shape)
+    if found is None and len(_SHAPES) < _MAX_SHAPES:
+        found = _SHAPES.setdefault(shape, shape)
+    return found or shape
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,13 +101,17 @@ class Facts:
     marketing_sent_24h: int = 0
     reply_role: str | None = None
     minute: int = field(init=False, repr=False, compare=False)
+    shape: Shape = field(init=False, repr=False, compare=False)
+    """The keys of ``numbers`` and ``consent``; see :func:`shape_of`."""
 
     def __post_init__(self) -> None:
         problems = _type_problems(self)
         if problems:
             raise FactsError(problems)
-        object.__setattr__(self, "numbers", _frozen(self.numbers))
-        object.__setattr__(self, "consent", _frozen(self.consent))
+        numbers, consent = dict(self.numbers), dict(self.consent)
+        object.__setattr__(self, "numbers", MappingProxyType(numbers))
+        object.__setattr__(self, "consent", MappingProxyType(consent))
+        object.__setattr__(self, "shape", shape_of(numbers, consent))
         object.__setattr__(
             self, "minute", self.local_time.hour * 60 + self.local_time.minute
         )
@@ -124,13 +142,9 @@ def _type_problems(facts: Facts) -> list[str]:
     for name in ("assist", "accelerate"):
         if not isinstance(getattr(facts, name), bool):
             problems.append(f"business.{name}: expected true or false")
-    if not isinstance(facts.numbers, Mapping) or not all(
-        isinstance(v, NumberStatus) for v in facts.numbers.values()
-    ):
+    if not _all_of(facts.numbers, NumberStatus):
         problems.append("numbers: expected a NumberStatus for each role")
-    if not isinstance(facts.consent, Mapping) or not all(
-        isinstance(v, ConsentState) for v in facts.consent.values()
-    ):
+    if not _all_of(facts.consent, ConsentState):
         problems.append("consent: expected a ConsentState for each scope")
     if not isinstance(facts.jurisdiction, str) or not _JURISDICTION.match(
         facts.jurisdiction
@@ -148,6 +162,17 @@ def _type_problems(facts: Facts) -> list[str]:
     if facts.reply_role is not None and not isinstance(facts.reply_role, str):
         problems.append("reply.role: expected a role name or null")
     return problems
+
+
+def _all_of(mapping: object, enum: type[StrEnum]) -> bool:
+    """Whether ``mapping`` is a mapping whose values are all members of ``enum``.
+
+    An enum with members has no subclasses, so comparing types is enough; the plain
+    dictionary, the usual case, skips the slower abstract-class test.
+    """
+    if not isinstance(mapping, dict) and not isinstance(mapping, Mapping):
+        return False
+    return {*map(type, mapping.values())} <= {enum}
 
 
 _SECTIONS = ("message", "business", "numbers", "consent", "recipient", "reply")

@@ -113,3 +113,34 @@ def test_local_clock_converts_to_the_recipients_zone() -> None:
     )
     with pytest.raises(FactsError):
         local_clock(now.replace(tzinfo=None), "America/New_York")
+
+
+def test_facts_with_the_same_keys_share_one_shape() -> None:
+    first, second = parse_facts(GOOD), parse_facts(GOOD)
+    assert first.shape is second.shape
+    assert first.shape == (
+        ("marketing", "transactional", "global"),
+        ("marketing", "transactional", "otp"),
+    )
+
+
+@pytest.mark.parametrize(
+    "numbers",
+    [
+        ["registered"],
+        {"marketing": NumberStatus.REGISTERED, "global": ConsentState.NONE},
+    ],
+)
+def test_numbers_must_map_roles_to_statuses(numbers: object) -> None:
+    with pytest.raises(FactsError, match="numbers: expected a NumberStatus"):
+        Facts(
+            "promotion",
+            Channel.SMS,
+            False,
+            False,
+            numbers,  # type: ignore[arg-type]
+            {"marketing": ConsentState.NONE},
+            "US-FL",
+            dt.date(2026, 12, 3),
+            dt.time(9, 0),
+        )
