@@ -15,10 +15,11 @@ from __future__ import annotations
 import datetime as dt
 import sys
 from collections.abc import Callable
+from enum import StrEnum
 from typing import Any
 
 from .decision import Decision, TraceStep
-from .facts import ConsentState, Facts, NumberStatus
+from .facts import Channel, ConsentState, Facts, NumberStatus, shape_of
 from .policy import (
     FROM_MESSAGE_ROLE,
     FROM_REPLY_ROLE,
@@ -35,6 +36,17 @@ from .policy import (
 
 Decide = Callable[[Facts], Decision]
 _NO_CAP = sys.maxsize
+_MEMO_SIZE = 4096
+_ENUM_FACTS = {
+    "message.channel": Channel,
+    "number.": NumberStatus,
+    "consent.": ConsentState,
+}
+# Whether the recipient is in quiet hours; keeps the minutes to wait in ``w``.
+_QUIET = (
+    "((w := WAITS.get(f.jurisdiction, DEFAULT_WAITS)"
+    "[f.local_date.weekday() * 1440 + f.minute]) != 0)"
+)
 _TYPE_FACTS = {
     "message.type": "name",
     "message.category": "category",
@@ -240,6 +252,7 @@ class _Compiler:
         self.names: dict[str, Any] = {}
         self.lines: list[str] = []
         self.source = ""
+        self.domains = policy.fact_domains()
 
     def const(self, value: Any, prefix: str = "K") -> str:
         name = f"{prefix}{len(self.names)}"
@@ -259,8 +272,8 @@ class _Compiler:
         waits["unknown"] = quiet.unknown.wait_table()
         self.names.update(
             ROLE_KEYS=policy.roles.keys(),
-            N_ROLES=len(policy.roles),
-            N_SCOPES=len(policy.scopes),
+            SCOPE_KEYS=policy.scopes.keys(),
+            SHAPE=shape_of(policy.roles, policy.scopes),
             WAITS=waits,
             DEFAULT_WAITS=quiet.default.wait_table(),
             MINUTES=[dt.timedelta(minutes=m) for m in range(8 * 24 * 60)],
@@ -275,19 +288,28 @@ class _Compiler:
             SCOPE_OF={role: policy.scope_of_role(role) for role in policy.roles},
             invalid=engine.invalid,
         )
-        # Minutes to wait for the jurisdiction's next allowed minute: 0 means allowed now,
-        # -1 never. A named tuple is rebuilt directly: _replace() costs four times more.
+        # A deferral until the allowed time needs the recipient-local moment the quiet
+        # hours end: wait() gives the minutes to wait from the jurisdiction's table (0:
+        # allowed now, -1: never). The deferral depends only on the rule, the local date
+        # and that moment, so each rule keeps the ones it has built (a named tuple costs
+        # far more to build than to find), and drops them all when it holds MEMO_SIZE.
+        self.names["MEMO_SIZE"] = _MEMO_SIZE
         self.lines += [
             "def wait(f):",
             "    table = WAITS.get(f.jurisdiction, DEFAULT_WAITS)",
             "    return table[f.local_date.weekday() * 1440 + f.minute]",
             "",
-            "def with_window(f, d):",
-            "    minutes = wait(f)",
-            "    at = None",
-            "    if minutes >= 0:",
-            "        at = combine(f.local_date, MIDNIGHT) + MINUTES[f.minute + minutes]",
-            "    return new_decision(Decision, (*d[:AT], at, *d[AT + 1 :]))",
+            "def deferred(f, minutes, d, memo):",
+            "    if minutes < 0:",
+            "        return d",
+            "    key = (f.local_date, f.minute + minutes)",
+            "    found = memo.get(key)",
+            "    if found is None:",
+            "        if len(memo) >= MEMO_SIZE:",
+            "            memo.clear()",
+            "        at = combine(f.local_date, MIDNIGHT) + MINUTES[key[1]]",
+            "        found = memo[key] = new_decision(Decision, (*d[:AT], at, *d[AT + 1 :]))",
+            "    return found",
             "",
         ]
         table = {
@@ -320,42 +342,78 @@ class _Compiler:
         roles and scopes, and runs the rules in order.
         """
         fn = f"decide_{mtype.name}"
-        body: list[str] = []
+        self.reads: set[str] = set()
+        chosen: list[tuple[tuple[str, ...], str]] = []
         for rule in self.policy.rules:
+            known = set(self.reads)
             tests = self.rule_tests(rule, mtype)
-            if tests is None:
+            # A rule whose tests include all of an earlier rule's can never be the
+            # first to match: the earlier one always matches too.
+            if tests is None or any(set(seen) <= set(tests) for seen, _ in chosen):
+                self.reads = known
                 continue
-            result = self.result(rule, mtype)
+            chosen.append((tuple(tests), self.result(rule, mtype, tests)))
             if not tests:
-                body.append(f"    return {result}")
                 break
-            body += [f"    if {' and '.join(tests)}:", f"        return {result}"]
         else:
             default = self.per_reply(
                 mtype, lambda rr: self.engine.default_decision(mtype, rr)
             )
-            body.append(f"    return {default}")
-        # Every entry is read, so that a map missing one is rejected whatever the
-        # rules test; with the lengths, the maps then name exactly the policy's keys.
+            chosen.append(((), default))
+        body = self.branches(chosen, 1)
+        # The maps must name exactly the policy's roles and scopes, whatever the rules
+        # read: the shape Facts recorded is usually the policy's own object, else the
+        # key sets are compared. Then only the entries the rules test are read.
         reads = [
-            f"{prefix}_{key} = {prefix}[{key!r}]"
-            for prefix, keys in (("n", self.policy.roles), ("c", self.policy.scopes))
-            for key in keys
+            f"{name} = {name[0]}[{name[2:]!r}]"
+            for name in sorted(self.reads)
+            if name.startswith(("n_", "c_"))
+        ]
+        maps = [
+            f"{name} = f.{field}"
+            for name, field in (("n", "numbers"), ("c", "consent"))
+            if any(read.split("_")[0] == name for read in self.reads)
         ]
         self.lines += [
             f"def {fn}(f):",
-            "    n = f.numbers",
-            "    c = f.consent",
             "    rr = f.reply_role",
-            f"    {'; '.join(reads)}",
-            "    if len(n) != N_ROLES or len(c) != N_SCOPES or (",
-            "        rr is not None and rr not in ROLE_KEYS",
-            "    ):",
+            "    if (f.shape is not SHAPE and not (",
+            "        f.numbers.keys() == ROLE_KEYS and f.consent.keys() == SCOPE_KEYS",
+            "    )) or (rr is not None and rr not in ROLE_KEYS):",
             "        return invalid(f)",
+            *(f"    {line}" for line in maps + reads),
             *body,
             "",
         ]
         return fn
+
+    def branches(
+        self, rules: list[tuple[tuple[str, ...], str]], depth: int
+    ) -> list[str]:
+        """``if`` statements for ``rules`` in order, up to the first one without tests.
+
+        Consecutive rules that begin with the same test share one ``if`` for it, so a
+        fact that sends several rules the same way is tested once. When none of them
+        matches, the code falls through to the rules after them.
+        """
+        pad = "    " * depth
+        out: list[str] = []
+        i = 0
+        while i < len(rules):
+            tests, result = rules[i]
+            if not tests:
+                return [*out, f"{pad}return {result}"]
+            j = i + 1
+            while j < len(rules) and rules[j][0][:1] == tests[:1]:
+                j += 1
+            if j - i == 1:
+                out += [f"{pad}if {' and '.join(tests)}:", f"{pad}    return {result}"]
+            else:
+                out.append(f"{pad}if {tests[0]}:")
+                shared = [(rest[1:], then) for rest, then in rules[i:j]]
+                out += self.branches(shared, depth + 1)
+            i = j
+        return out
 
     def per_reply(
         self,
@@ -370,23 +428,29 @@ class _Compiler:
         table = {rr: make(rr) for rr in [*self.policy.roles, None]}
         return f"{self.const(table, 'T')}[rr]"
 
-    def result(self, rule: Rule, mtype: MessageType) -> str:
+    def result(self, rule: Rule, mtype: MessageType, tests: list[str]) -> str:
         decision = self.per_reply(
             mtype,
             lambda rr: self.engine.make_decision(rule, mtype, rr),
             dynamic=rule.from_role == FROM_REPLY_ROLE,
         )
         if rule.until is DeferUntil.ALLOWED_TIME:
-            return f"with_window(f, {decision})"
+            # When the rule tests the quiet hours and matches, every test ran: ``w`` is set.
+            memo = self.const({}, "M")
+            if any(_QUIET in test for test in tests):
+                found = f"{memo}.get((f.local_date, f.minute + w))"
+                return f"{found} or deferred(f, w, {decision}, {memo})"
+            return f"deferred(f, wait(f), {decision}, {memo})"
         return decision
 
     def rule_tests(self, rule: Rule, mtype: MessageType) -> list[str] | None:
-        """Python tests for ``rule`` on ``mtype``; None when it can never match this type."""
-        tests = []
+        """Python tests for ``rule`` on ``mtype``, cheapest first; None when it can never
+        match this type. The tests have no side effects, so their order is free."""
+        tests: list[tuple[int, str]] = []
         if rule.effective_from is not None:
-            tests.append(f"f.local_date >= {self.const(rule.effective_from)}")
+            tests.append((2, f"f.local_date >= {self.const(rule.effective_from)}"))
         if rule.effective_until is not None:
-            tests.append(f"f.local_date < {self.const(rule.effective_until)}")
+            tests.append((2, f"f.local_date < {self.const(rule.effective_until)}"))
         for cond in rule.conditions:
             if cond.fact in _TYPE_FACTS:
                 if not cond.matches(getattr(mtype, _TYPE_FACTS[cond.fact])):
@@ -396,28 +460,65 @@ class _Compiler:
             if test is False:
                 return None
             if test is not True:
-                tests.append(test)
-        return tests
+                tests.append((self.cost(cond.fact, mtype), test))
+        return [test for _, test in sorted(tests, key=lambda pair: pair[0])]
+
+    @staticmethod
+    def cost(fact: str, mtype: MessageType) -> int:
+        """A rough rank of what a test costs: 0 reads a local, 4 a table of minutes."""
+        if fact.startswith(("number.", "consent.")):
+            return 2 if mtype.is_reply and fact.endswith(("_role", "_scope")) else 0
+        if fact in ("recipient.jurisdiction", "recipient.cap_reached"):
+            return 3
+        if fact == "recipient.quiet_hours":
+            return 4
+        return 2 if fact == "reply.role" else 1
 
     def test(self, cond: Condition, mtype: MessageType) -> str | bool:
+        """A Python test for ``cond``, or True/False when it holds for every value or none.
+
+        The enumerated facts hold enum members (a :class:`Facts` guarantees it), so they
+        are tested by identity, which is cheaper than comparing strings.
+        """
         expr = self.expression(cond.fact, mtype)
-        if cond.fact in (
-            "business.assist",
-            "business.accelerate",
-            "recipient.quiet_hours",
-            "recipient.cap_reached",
-        ):
-            allowed = cond.allowed(frozenset({True, False}))
-            if len(allowed) == 2:
-                return True
-            if not allowed:
-                return False
+        domain = self.domains[cond.fact]
+        allowed = cond.allowed(domain)
+        if not allowed:
+            return False
+        if allowed == domain:
+            return True
+        if domain == {True, False}:
             return expr if True in allowed else f"not {expr}"
-        if len(cond.values) == 1:
-            (value,) = cond.values
-            return f"{expr} {'!=' if cond.negated else '=='} {value!r}"
-        values = self.const(frozenset(cond.values), "S")
-        return f"{expr} {'not in' if cond.negated else 'in'} {values}"
+        if cond.fact == "reply.role" and {NO_REPLY} in (allowed, domain - allowed):
+            return "rr is None" if allowed == {NO_REPLY} else "rr is not None"
+        enum = self.enum_of(cond.fact)
+        if enum is None:
+            if len(allowed) == 1:
+                return f"{expr} == {next(iter(allowed))!r}"
+            return f"{expr} in {self.const(allowed, 'S')}"
+        if len(allowed) == 1:
+            return f"{expr} is {self.member(enum(next(iter(allowed))))}"
+        if len(domain - allowed) == 1:
+            return f"{expr} is not {self.member(enum(next(iter(domain - allowed))))}"
+        members = frozenset(enum(value) for value in allowed)
+        return f"{expr} in {self.const(members, 'S')}"
+
+    @staticmethod
+    def enum_of(fact: str) -> type[StrEnum] | None:
+        for prefix, enum in _ENUM_FACTS.items():
+            if fact.startswith(prefix):
+                return enum
+        return None
+
+    def member(self, value: StrEnum) -> str:
+        name = f"{type(value).__name__}_{value.name}"
+        self.names[name] = value
+        return name
+
+    def read(self, name: str) -> str:
+        """``name``, a local the function must set: a fact map, or one of its entries."""
+        self.reads.add(name)
+        return name
 
     def expression(self, fact: str, mtype: MessageType) -> str:
         if fact == "message.channel":
@@ -425,21 +526,23 @@ class _Compiler:
         if fact.startswith("business."):
             return f"f.{fact.split('.')[1]}"
         if fact == "number.message_role" and not mtype.is_reply:
-            return f"n_{mtype.role}"
+            return self.read(f"n_{mtype.role}")
         if fact in ("number.message_role", "number.reply_role"):
-            return "(n[rr] if rr is not None else 'absent')"
+            absent = self.member(NumberStatus.ABSENT)
+            return f"({self.read('n')}[rr] if rr is not None else {absent})"
         if fact.startswith("number."):
-            return f"n_{fact.split('.', 1)[1]}"
+            return self.read(f"n_{fact.split('.', 1)[1]}")
         if fact == "consent.message_scope" and not mtype.is_reply:
-            return f"c_{mtype.scope}"
+            return self.read(f"c_{mtype.scope}")
         if fact == "consent.message_scope":
-            return "(c[SCOPE_OF[rr]] if rr is not None else 'none')"
+            none = self.member(ConsentState.NONE)
+            return f"({self.read('c')}[SCOPE_OF[rr]] if rr is not None else {none})"
         if fact.startswith("consent."):
-            return f"c_{fact.split('.', 1)[1]}"
+            return self.read(f"c_{fact.split('.', 1)[1]}")
         if fact == "recipient.jurisdiction":
             return f"JCLASS.get(f.jurisdiction, {OTHER_JURISDICTION!r})"
         if fact == "recipient.quiet_hours":
-            return "(wait(f) != 0)"
+            return _QUIET
         if fact == "recipient.cap_reached":
             return "(f.marketing_sent_24h >= CAPS.get(f.jurisdiction, DEFAULT_CAP))"
         if fact == "reply.role":

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dispatcher import Engine, Facts, Outcome, load_policy
+from dispatcher import Engine, Facts, Outcome, Policy, load_policy
 from dispatcher.engine import fact_value
-from dispatcher.facts import ConsentState, NumberStatus
-from dispatcher.testing import facts
+from dispatcher.facts import Channel, ConsentState, NumberStatus
+from dispatcher.testing import facts, policies
 
 from .conftest import RULES
 
@@ -30,6 +31,76 @@ def test_compiled_engine_agrees_with_the_tracing_interpreter(f: Facts) -> None:
     assert explained._replace(trace=()) == ENGINE.decide(f)
     assert explained.trace[-1].matched
     assert not any(step.matched for step in explained.trace[:-1])
+
+
+@settings(max_examples=60, suppress_health_check=[HealthCheck.too_slow])
+@given(policies(POLICY), st.lists(facts(POLICY), min_size=1, max_size=30))
+def test_compiled_engine_agrees_with_the_interpreter_on_policy_variants(
+    variant: Policy, cases: list[Facts]
+) -> None:
+    """Variants have shadowed rules, shared first tests and rules without conditions,
+    which the compiler drops, nests and stops at."""
+    engine = Engine(variant)
+    for f in cases:
+        assert engine.explain(f)._replace(trace=()) == engine.decide(f)
+
+
+@given(facts(POLICY))
+def test_maps_in_another_key_order_decide_the_same(f: Facts) -> None:
+    turned = dataclasses.replace(
+        f,
+        numbers=dict(reversed(f.numbers.items())),
+        consent=dict(reversed(f.consent.items())),
+    )
+    assert turned.shape is not f.shape
+    assert ENGINE.decide(turned) == ENGINE.decide(f)
+
+
+@given(facts(POLICY), st.sampled_from(["numbers", "consent"]), st.data())
+def test_a_renamed_fact_is_rejected(
+    f: Facts, section: str, data: st.DataObject
+) -> None:
+    """Same number of entries, one of them under a name the policy does not know."""
+    mapping = dict(getattr(f, section))
+    mapping["unknown"] = mapping.pop(data.draw(st.sampled_from(sorted(mapping))))
+    broken = dataclasses.replace(f, **{section: mapping})
+    for decision in (ENGINE.decide(broken), ENGINE.explain(broken)):
+        assert decision.rule.id == "invalid-facts"
+
+
+def test_deferrals_kept_for_reuse_stay_bounded() -> None:
+    """Each deferral rule keeps the decisions it built, up to a fixed number."""
+    f = next(
+        case
+        for case in (
+            Facts(
+                message_type="order_status",
+                channel=Channel.SMS,
+                assist=False,
+                accelerate=False,
+                numbers=dict.fromkeys(POLICY.roles, NumberStatus.REGISTERED),
+                consent=dict.fromkeys(POLICY.scopes, ConsentState.NONE),
+                jurisdiction="US-FL",
+                local_date=dt.date(2026, 12, 1),
+                local_time=dt.time(hour, 0),
+            )
+            for hour in range(24)
+        )
+        if ENGINE.decide(case).rule.id == "quiet-hours"
+    )
+    memos = [
+        value
+        for name, value in ENGINE.decide.__globals__.items()
+        if name.startswith("M") and isinstance(value, dict)
+    ]
+    for day in range(6000):
+        later = dataclasses.replace(f, local_date=f.local_date + dt.timedelta(days=day))
+        first = ENGINE.decide(later)
+        assert ENGINE.decide(later) is first
+        assert first == ENGINE.explain(later)._replace(trace=())
+    sizes = [len(memo) for memo in memos]
+    assert max(sizes) <= 4096
+    assert 0 < sum(sizes) < 6000
 
 
 @given(facts(POLICY))
