@@ -12,6 +12,7 @@ or the consent of a scope, yield a rejection by the ``invalid-facts`` pseudo-rul
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import sys
 from collections.abc import Callable
@@ -36,7 +37,7 @@ from .policy import (
 
 Decide = Callable[[Facts], Decision]
 _NO_CAP = sys.maxsize
-_MEMO_SIZE = 4096
+_MEMO_SIZE = 1024
 _ENUM_FACTS = {
     "message.channel": Channel,
     "number.": NumberStatus,
@@ -66,6 +67,7 @@ class Engine:
 
     def __init__(self, policy: Policy) -> None:
         self.policy = policy
+        self.shape = shape_of(policy.roles, policy.scopes, keep=True)
         self._invalid_ref = SourceRef("invalid-facts", policy.source, 0, 0)
         self.decide = _Compiler(policy, self).compile()
 
@@ -107,6 +109,20 @@ class Engine:
         if facts.reply_role is not None and facts.reply_role not in policy.roles:
             return f"reply.role: unknown role {facts.reply_role!r}"
         return None
+
+    def reshaped(self, facts: Facts) -> Decision:
+        """The compiled decision for facts whose maps are not in the policy's shape."""
+        problem = self.fact_problem(facts)
+        if problem:
+            return self.invalid(facts, problem)
+        ordered = dataclasses.replace(
+            facts,
+            numbers={role: facts.numbers[role] for role in self.policy.roles},
+            consent={scope: facts.consent[scope] for scope in self.policy.scopes},
+        )
+        if ordered.shape is self.shape:  # always: shape_of keeps a policy's shape
+            return self.decide(ordered)
+        return self.explain(ordered)._replace(trace=())
 
     def invalid(self, facts: Facts, problem: str | None = None) -> Decision:
         problem = problem or self.fact_problem(facts) or "malformed facts"
@@ -272,8 +288,8 @@ class _Compiler:
         waits["unknown"] = quiet.unknown.wait_table()
         self.names.update(
             ROLE_KEYS=policy.roles.keys(),
-            SCOPE_KEYS=policy.scopes.keys(),
-            SHAPE=shape_of(policy.roles, policy.scopes),
+            SHAPE=engine.shape,
+            reshaped=engine.reshaped,
             WAITS=waits,
             DEFAULT_WAITS=quiet.default.wait_table(),
             MINUTES=[dt.timedelta(minutes=m) for m in range(8 * 24 * 60)],
@@ -361,26 +377,34 @@ class _Compiler:
             )
             chosen.append(((), default))
         body = self.branches(chosen, 1)
-        # The maps must name exactly the policy's roles and scopes, whatever the rules
-        # read: the shape Facts recorded is usually the policy's own object, else the
-        # key sets are compared. Then only the entries the rules test are read.
+        # Facts whose maps have the policy's keys in the policy's order carry its shape
+        # object; the statuses the rules test are then read by position from
+        # ``f.values``. Any other facts, and an unknown replied-to role, take the slow
+        # path: rejected, or put in the policy's order and decided again.
+        position = {
+            name: index
+            for index, name in enumerate(
+                [*(f"n_{role}" for role in self.policy.roles)]
+                + [f"c_{scope}" for scope in self.policy.scopes]
+            )
+        }
         reads = [
-            f"{name} = {name[0]}[{name[2:]!r}]"
+            f"{name} = v[{position[name]}]"
             for name in sorted(self.reads)
-            if name.startswith(("n_", "c_"))
+            if name in position
         ]
+        if reads:
+            reads.insert(0, "v = f.values")
         maps = [
             f"{name} = f.{field}"
             for name, field in (("n", "numbers"), ("c", "consent"))
-            if any(read.split("_")[0] == name for read in self.reads)
+            if name in self.reads
         ]
         self.lines += [
             f"def {fn}(f):",
             "    rr = f.reply_role",
-            "    if (f.shape is not SHAPE and not (",
-            "        f.numbers.keys() == ROLE_KEYS and f.consent.keys() == SCOPE_KEYS",
-            "    )) or (rr is not None and rr not in ROLE_KEYS):",
-            "        return invalid(f)",
+            "    if f.shape is not SHAPE or (rr is not None and rr not in ROLE_KEYS):",
+            "        return reshaped(f)",
             *(f"    {line}" for line in maps + reads),
             *body,
             "",

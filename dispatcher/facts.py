@@ -64,15 +64,18 @@ _SHAPES: dict[Shape, Shape] = {}
 _MAX_SHAPES = 64
 
 
-def shape_of(roles: Iterable[str], scopes: Iterable[str]) -> Shape:
+def shape_of(
+    roles: Iterable[str], scopes: Iterable[str], *, keep: bool = False
+) -> Shape:
     """The key names of a numbers map and a consent map, in order, as one value.
 
-    Equal shapes are one shared object (for the first few dozen distinct shapes), so a
-    reader that expects one shape can test for it by identity before comparing.
+    Equal shapes are one shared object, so a reader that expects one shape can test for
+    it by identity. A shape asked for with ``keep`` (a policy's) is always shared; others
+    only while fewer than a few dozen are, so odd input cannot fill the table.
     """
     shape = (tuple(roles), tuple(scopes))
     found = _SHAPES.get(shape)
-    if found is None and len(_SHAPES) < _MAX_SHAPES:
+    if found is None and (keep or len(_SHAPES) < _MAX_SHAPES):
         found = _SHAPES.setdefault(shape, shape)
     return found or shape
 
@@ -101,8 +104,17 @@ class Facts:
     marketing_sent_24h: int = 0
     reply_role: str | None = None
     minute: int = field(init=False, repr=False, compare=False)
+    """Minutes since the recipient's midnight."""
     shape: Shape = field(init=False, repr=False, compare=False)
-    """The keys of ``numbers`` and ``consent``; see :func:`shape_of`."""
+    """The keys of ``numbers`` and then of ``consent``, in order; see :func:`shape_of`."""
+    values: tuple[NumberStatus | ConsentState, ...] = field(
+        init=False, repr=False, compare=False
+    )
+    """The values of ``numbers`` and then of ``consent``, in the order of ``shape``.
+
+    The compiled engine reads a status by its position here when ``shape`` is the one it
+    was compiled for: one tuple instead of two maps.
+    """
 
     def __post_init__(self) -> None:
         problems = _type_problems(self)
@@ -112,6 +124,7 @@ class Facts:
         object.__setattr__(self, "numbers", MappingProxyType(numbers))
         object.__setattr__(self, "consent", MappingProxyType(consent))
         object.__setattr__(self, "shape", shape_of(numbers, consent))
+        object.__setattr__(self, "values", (*numbers.values(), *consent.values()))
         object.__setattr__(
             self, "minute", self.local_time.hour * 60 + self.local_time.minute
         )

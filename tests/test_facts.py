@@ -8,7 +8,15 @@ from typing import Any
 import pytest
 
 from dispatcher import FactsError, parse_facts
-from dispatcher.facts import Channel, ConsentState, Facts, NumberStatus, local_clock
+from dispatcher import facts as facts_module
+from dispatcher.facts import (
+    Channel,
+    ConsentState,
+    Facts,
+    NumberStatus,
+    local_clock,
+    shape_of,
+)
 
 GOOD: dict[str, Any] = {
     "message": {"type": "order_status", "channel": "sms"},
@@ -144,3 +152,17 @@ def test_numbers_must_map_roles_to_statuses(numbers: object) -> None:
             dt.date(2026, 12, 3),
             dt.time(9, 0),
         )
+
+
+def test_a_policys_shape_stays_shared_when_odd_input_has_filled_the_table() -> None:
+    saved = dict(facts_module._SHAPES)
+    try:
+        for n in range(100):
+            shape_of([f"role{n}"], ["scope"])
+        odd = (("odd",), ("scope",))
+        assert shape_of(*odd) is not shape_of(*odd)
+        kept = shape_of(["a", "b"], ["c"], keep=True)
+        assert shape_of(["a", "b"], ["c"]) is kept
+    finally:
+        facts_module._SHAPES.clear()
+        facts_module._SHAPES.update(saved)

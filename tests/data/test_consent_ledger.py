@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import text
 from sqlmodel import Session
 
-from dispatcher import businesses, consent, evidence, numbers
+from dispatcher import Engine, businesses, consent, evidence, numbers
 from dispatcher.consent import ConsentAction, ConsentSource, LedgerEntry
 from dispatcher.errors import ConstraintViolation, FieldError
 from dispatcher.facts import Channel, ConsentState, Facts, NumberStatus
@@ -274,6 +274,8 @@ def test_snapshot_feeds_facts(db: Database, policy: Policy) -> None:
         **snap.fact_fields(),
     )
     assert facts.numbers["transactional"] is NumberStatus.PENDING
+    # In the policy's order, so the compiled engine reads them by position.
+    assert facts.shape is Engine(policy).shape
 
 
 def test_snapshot_of_a_business_without_numbers(db: Database, policy: Policy) -> None:
