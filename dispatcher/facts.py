@@ -152,9 +152,10 @@ def _type_problems(facts: Facts) -> list[str]:
         problems.append("message.type: expected a message type name")
     if not isinstance(facts.channel, Channel):
         problems.append("message.channel: expected a Channel")
-    for name in ("assist", "accelerate"):
-        if not isinstance(getattr(facts, name), bool):
-            problems.append(f"business.{name}: expected true or false")
+    if not isinstance(facts.assist, bool):
+        problems.append("business.assist: expected true or false")
+    if not isinstance(facts.accelerate, bool):
+        problems.append("business.accelerate: expected true or false")
     if not _all_of(facts.numbers, NumberStatus):
         problems.append("numbers: expected a NumberStatus for each role")
     if not _all_of(facts.consent, ConsentState):
@@ -185,7 +186,10 @@ def _all_of(mapping: object, enum: type[StrEnum]) -> bool:
     """
     if not isinstance(mapping, dict) and not isinstance(mapping, Mapping):
         return False
-    return {*map(type, mapping.values())} <= {enum}
+    for value in mapping.values():  # noqa: SIM110 - twice as fast as all() on a generator
+        if type(value) is not enum:
+            return False
+    return True
 
 
 _SECTIONS = ("message", "business", "numbers", "consent", "recipient", "reply")
