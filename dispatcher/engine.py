@@ -2,9 +2,19 @@
 
 :class:`Engine` compiles a policy once. For each message type it generates one function
 holding only the rules that can match that type, with conditions on the type already
-settled, and returns decisions built ahead of time. :meth:`Engine.explain` walks the same
-rules one condition at a time and records why each rule did or did not match; the two must
-always agree, which the test suite checks on generated facts.
+settled, and returns decisions built ahead of time. Within a function:
+
+- the statuses the rules test are read by position from ``Facts.values`` when the facts
+  carry the policy's shape (the usual case; others are put in that order first);
+- enumerated facts are tested by identity, and each rule's tests run cheapest first;
+- a rule that an earlier rule shadows (its tests include all of the earlier one's) is
+  left out, and consecutive rules that begin with the same test share one ``if``;
+- a deferral until the end of quiet hours is built once per local date and end time and
+  then reused, up to a bounded number per rule.
+
+:meth:`Engine.explain` walks the same rules one condition at a time and records why each
+rule did or did not match; the two must always agree, which the test suite checks on
+generated facts and on generated variants of the policy.
 
 Fail closed: facts that name an unknown message type or role, or lack the status of a number
 or the consent of a scope, yield a rejection by the ``invalid-facts`` pseudo-rule.
@@ -301,7 +311,14 @@ class _Compiler:
             CAPS=caps,
             DEFAULT_CAP=quiet.default.marketing_cap_24h or _NO_CAP,
             JCLASS=jclass,
-            SCOPE_OF={role: policy.scope_of_role(role) for role in policy.roles},
+            # Where the replied-to role's status, and its scope's consent, sit in
+            # ``Facts.values``.
+            AT_ROLE={role: index for index, role in enumerate(policy.roles)},
+            AT_SCOPE_OF={
+                role: len(policy.roles) + list(policy.scopes).index(scope)
+                for role in policy.roles
+                for scope in [policy.scope_of_role(role)]
+            },
             invalid=engine.invalid,
         )
         # A deferral until the allowed time needs the recipient-local moment the quiet
@@ -381,31 +398,21 @@ class _Compiler:
         # object; the statuses the rules test are then read by position from
         # ``f.values``. Any other facts, and an unknown replied-to role, take the slow
         # path: rejected, or put in the policy's order and decided again.
-        position = {
-            name: index
-            for index, name in enumerate(
-                [*(f"n_{role}" for role in self.policy.roles)]
-                + [f"c_{scope}" for scope in self.policy.scopes]
-            )
-        }
+        names = [f"n_{role}" for role in self.policy.roles]
+        names += [f"c_{scope}" for scope in self.policy.scopes]
         reads = [
-            f"{name} = v[{position[name]}]"
-            for name in sorted(self.reads)
-            if name in position
-        ]
-        if reads:
-            reads.insert(0, "v = f.values")
-        maps = [
-            f"{name} = f.{field}"
-            for name, field in (("n", "numbers"), ("c", "consent"))
+            f"{name} = v[{index}]"
+            for index, name in enumerate(names)
             if name in self.reads
         ]
+        if reads or "v" in self.reads:
+            reads.insert(0, "v = f.values")
         self.lines += [
             f"def {fn}(f):",
             "    rr = f.reply_role",
             "    if f.shape is not SHAPE or (rr is not None and rr not in ROLE_KEYS):",
             "        return reshaped(f)",
-            *(f"    {line}" for line in maps + reads),
+            *(f"    {line}" for line in reads),
             *body,
             "",
         ]
@@ -540,7 +547,7 @@ class _Compiler:
         return name
 
     def read(self, name: str) -> str:
-        """``name``, a local the function must set: a fact map, or one of its entries."""
+        """``name``, a local the function must set: ``v`` (``f.values``) or a status in it."""
         self.reads.add(name)
         return name
 
@@ -553,14 +560,15 @@ class _Compiler:
             return self.read(f"n_{mtype.role}")
         if fact in ("number.message_role", "number.reply_role"):
             absent = self.member(NumberStatus.ABSENT)
-            return f"({self.read('n')}[rr] if rr is not None else {absent})"
+            return f"({self.read('v')}[AT_ROLE[rr]] if rr is not None else {absent})"
         if fact.startswith("number."):
             return self.read(f"n_{fact.split('.', 1)[1]}")
         if fact == "consent.message_scope" and not mtype.is_reply:
             return self.read(f"c_{mtype.scope}")
         if fact == "consent.message_scope":
             none = self.member(ConsentState.NONE)
-            return f"({self.read('c')}[SCOPE_OF[rr]] if rr is not None else {none})"
+            at = "AT_SCOPE_OF[rr]"
+            return f"({self.read('v')}[{at}] if rr is not None else {none})"
         if fact.startswith("consent."):
             return self.read(f"c_{fact.split('.', 1)[1]}")
         if fact == "recipient.jurisdiction":
