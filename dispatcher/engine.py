@@ -53,11 +53,12 @@ _ENUM_FACTS = {
     "number.": NumberStatus,
     "consent.": ConsentState,
 }
-# Whether the recipient is in quiet hours; keeps the minutes to wait in ``w``.
-_QUIET = (
-    "((w := WAITS.get(f.jurisdiction, DEFAULT_WAITS)"
-    "[f.local_date.weekday() * 1440 + f.minute]) != 0)"
+# Minutes until the recipient's next allowed minute (0: now, -1: never), from the
+# jurisdiction's table; and the quiet-hours test, which keeps them in ``w``.
+_WAIT = (
+    "WAITS.get(f.jurisdiction, DEFAULT_WAITS)[f.local_date.weekday() * 1440 + f.minute]"
 )
+_QUIET = f"((w := {_WAIT}) != 0)"
 _TYPE_FACTS = {
     "message.type": "name",
     "message.category": "category",
@@ -130,9 +131,9 @@ class Engine:
             numbers={role: facts.numbers[role] for role in self.policy.roles},
             consent={scope: facts.consent[scope] for scope in self.policy.scopes},
         )
-        if ordered.shape is self.shape:  # always: shape_of keeps a policy's shape
-            return self.decide(ordered)
-        return self.explain(ordered)._replace(trace=())
+        # In the policy's order the facts carry its shape (shape_of keeps a policy's),
+        # so this decides them on the fast path.
+        return self.decide(ordered)
 
     def invalid(self, facts: Facts, problem: str | None = None) -> Decision:
         problem = problem or self.fact_problem(facts) or "malformed facts"
@@ -320,17 +321,15 @@ class _Compiler:
                 for scope in [policy.scope_of_role(role)]
             },
             invalid=engine.invalid,
+            MEMO_SIZE=_MEMO_SIZE,
         )
         # A deferral until the allowed time needs the recipient-local moment the quiet
-        # hours end: wait() gives the minutes to wait from the jurisdiction's table (0:
-        # allowed now, -1: never). The deferral depends only on the rule, the local date
-        # and that moment, so each rule keeps the ones it has built (a named tuple costs
-        # far more to build than to find), and drops them all when it holds MEMO_SIZE.
-        self.names["MEMO_SIZE"] = _MEMO_SIZE
+        # hours end, from wait(). It depends only on the rule, the local date and that
+        # moment, so each rule keeps the ones it has built (a named tuple costs far more
+        # to build than to find), and drops them all when it holds MEMO_SIZE.
         self.lines += [
             "def wait(f):",
-            "    table = WAITS.get(f.jurisdiction, DEFAULT_WAITS)",
-            "    return table[f.local_date.weekday() * 1440 + f.minute]",
+            f"    return {_WAIT}",
             "",
             "def deferred(f, minutes, d, memo):",
             "    if minutes < 0:",
